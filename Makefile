@@ -1,0 +1,23 @@
+# Two commands: `make demo` (the main job) and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The local CPU build; installed before the package so no dependency pulls a newer torch.
+TORCH := torch==2.13.0
+
+.PHONY: demo test clean
+
+demo: $(VENV)/.installed
+	$(BIN)/dla models
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,21 @@
+"""dla: Deep Layer Aggregation (Yu, Wang, Shelhamer, Darrell, CVPR 2018) in PyTorch."""
+
+from .aggregation import HDA, IDA, AggregationNode
+from .errors import DLAError
+from .models import DLA, FeatureInfo, PretrainedCfg, create_model, list_models, load_pretrained, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DLA",
+    "HDA",
+    "IDA",
+    "AggregationNode",
+    "DLAError",
+    "FeatureInfo",
+    "PretrainedCfg",
+    "create_model",
+    "list_models",
+    "load_pretrained",
+    "register_model",
+]

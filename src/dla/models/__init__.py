@@ -1,0 +1,18 @@
+"""Model families and the registry. Importing a family file registers its variants."""
+
+from . import dla  # noqa: F401  (registers the DLA variants)
+from ._features import FeatureInfo, FeatureListNet
+from ._pretrained import PretrainedCfg, load_pretrained
+from ._registry import create_model, list_models, register_model
+from .dla import DLA
+
+__all__ = [
+    "DLA",
+    "FeatureInfo",
+    "FeatureListNet",
+    "PretrainedCfg",
+    "create_model",
+    "list_models",
+    "load_pretrained",
+    "register_model",
+]

@@ -1,0 +1,162 @@
+"""Pretrained weights: where they are, how they are fetched and checked, and how they are loaded.
+
+Files are fetched with ``torch.hub.download_url_to_file`` into ``<torch.hub.get_dir()>/checkpoints`` and
+read with ``torch.load(..., weights_only=True)``: a checkpoint is untrusted input.
+"""
+
+import os
+import re
+import urllib.error
+import urllib.parse
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import DLAError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torch.hub's convention: ``name-<first hex digits of the file's SHA-256>.ext``.
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """What a model's published weights are and how to feed them (timm's ``pretrained_cfg``)."""
+
+    url: Optional[str] = None
+    hash_prefix: Optional[str] = None
+    num_classes: int = 1000
+    input_size: Tuple[int, int, int] = (3, 224, 224)
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+    first_conv: str = "base_layer.0"
+    classifier: str = "fc"
+    license: str = ""
+    paper_name: str = ""
+    origin: str = ""
+
+
+def load_pretrained(model: nn.Module, source: Union[bool, str]) -> None:
+    """Load weights into ``model`` in place.
+
+    ``source`` is ``True`` (the model's ``pretrained_cfg.url``, its hash checked), a local path, or a URL
+    (``file://`` works; a ``-<hex>`` hash in the file name is checked as torch.hub does). ``module.``
+    prefixes (DataParallel) are stripped, and a checkpoint of this project (``{"model": state_dict}``) is
+    unwrapped. When the class count differs the classifier is left freshly initialised; when the model
+    has other than 3 input channels the first convolution's RGB filters are adapted.
+    """
+    cfg: PretrainedCfg = model.pretrained_cfg
+    if source is True:
+        if not cfg.url:
+            raise DLAError(f"no published weights are known for this model ({cfg.paper_name or type(model).__name__})")
+        path = download(cfg.url, cfg.hash_prefix)
+    elif isinstance(source, str) and os.path.isfile(source):
+        path = source
+    elif isinstance(source, str) and "://" in source:
+        path = download(source, _hash_from_name(source))
+    else:
+        raise DLAError(f"pretrained={source!r} is neither True, an existing file, nor a URL")
+    state_dict = _read_state_dict(path)
+    state_dict = _adapt_input_conv(state_dict, cfg.first_conv, model, path)
+    state_dict = _drop_mismatched_classifier(state_dict, cfg.classifier, model)
+    _load_checked(model, state_dict, path, cfg.classifier)
+
+
+def download(url: str, hash_prefix: Optional[str] = None) -> str:
+    """Download ``url`` once into the torch.hub cache, checking the SHA-256 prefix; return the local path."""
+    directory = os.path.join(torch.hub.get_dir(), "checkpoints")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, os.path.basename(urllib.parse.urlparse(url).path))
+    if os.path.isfile(path):
+        return path
+    try:
+        torch.hub.download_url_to_file(url, path, hash_prefix, progress=False)
+    except (urllib.error.URLError, OSError) as e:
+        raise DLAError(
+            f"could not download {url}: {e}. Download the file by other means (mirrors exist) and pass its path "
+            f"as pretrained='path/to/file.pth'"
+        ) from e
+    except RuntimeError as e:  # torch.hub's hash check
+        raise DLAError(f"{url}: the downloaded file failed its integrity check ({e}); it was not kept") from e
+    return path
+
+
+def _hash_from_name(url: str) -> Optional[str]:
+    match = _HASH_IN_NAME.search(os.path.basename(urllib.parse.urlparse(url).path))
+    return match.group(1) if match else None
+
+
+def _read_state_dict(path: str) -> Dict[str, Tensor]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, wrong format, or a pickle that is not weights only
+        raise DLAError(
+            f"{path}: not a readable weights-only PyTorch checkpoint ({type(e).__name__}: {e}). "
+            f"The file may be truncated or corrupt: delete it and fetch it again."
+        ) from e
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
+        checkpoint = checkpoint["model"]
+    elif isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, Tensor) for v in checkpoint.values()):
+        raise DLAError(f"{path}: expected a state dict (names to tensors), found {type(checkpoint).__name__}")
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
+
+
+def adapt_input_conv(weight: Tensor, in_chans: int) -> Tensor:
+    """RGB filters ``(O, 3, k, k)`` to ``in_chans`` inputs: summed for 1, tiled and rescaled otherwise."""
+    if weight.shape[1] == in_chans:
+        return weight
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-in_chans // weight.shape[1])
+    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
+
+
+def _adapt_input_conv(state_dict: Dict[str, Tensor], first_conv: str, model: nn.Module, path: str) -> Dict[str, Tensor]:
+    key = f"{first_conv}.weight"
+    target = model.state_dict().get(key)
+    if key in state_dict and target is not None and state_dict[key].shape[1] != target.shape[1]:
+        state_dict = dict(state_dict, **{key: adapt_input_conv(state_dict[key], target.shape[1])})
+    return state_dict
+
+
+def _drop_mismatched_classifier(state_dict: Dict[str, Tensor], classifier: str, model: nn.Module) -> Dict[str, Tensor]:
+    own = model.state_dict()
+    head = {k for k in state_dict if k.startswith(f"{classifier}.")}
+    if all(k in own and own[k].shape == state_dict[k].shape for k in head):
+        return state_dict
+    return {k: v for k, v in state_dict.items() if k not in head}
+
+
+def _load_checked(model: nn.Module, state_dict: Dict[str, Tensor], path: str, classifier: str) -> None:
+    own = model.state_dict()
+    fresh_head = {k for k in own if k.startswith(f"{classifier}.")} - set(state_dict)
+    missing = [k for k in own if k not in state_dict and k not in fresh_head]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [
+        f"{k} {tuple(v.shape)} (model: {tuple(own[k].shape)})"
+        for k, v in state_dict.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        raise DLAError(
+            f"{path} does not fit {type(model).__name__} "
+            f"({getattr(model.pretrained_cfg, 'paper_name', '')}): "
+            f"{_listing('missing keys', missing)}{_listing('unexpected keys', unexpected)}"
+            f"{_listing('shape mismatches', wrong_shape)}Is it the checkpoint of another model?"
+        )
+    model.load_state_dict(state_dict, strict=not fresh_head)
+
+
+def _listing(what: str, items: list, most: int = 8) -> str:
+    if not items:
+        return ""
+    more = f", ... ({len(items) - most} more)" if len(items) > most else ""
+    return f"{len(items)} {what} ({', '.join(items[:most])}{more}); "

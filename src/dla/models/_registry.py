@@ -1,0 +1,72 @@
+"""The model registry: ``register_model``, ``create_model``, ``list_models`` (timm's conventions)."""
+
+import fnmatch
+from typing import Callable, Dict, List, Sequence, Union
+
+from torch import nn
+
+from ..errors import DLAError
+
+ModelFactory = Callable[..., nn.Module]
+
+_model_entrypoints: Dict[str, ModelFactory] = {}
+
+
+def register_model(fn: ModelFactory) -> ModelFactory:
+    """Register a model constructor under its function name; ``create_model(name)`` then builds it.
+
+    The constructor takes the model's keyword arguments (``num_classes``, ``in_chans``, ``output_stride``,
+    ``drop_rate``, ...) and returns an ``nn.Module`` that has a ``pretrained_cfg`` attribute.
+    """
+    name = fn.__name__
+    if name in _model_entrypoints:
+        raise DLAError(f"a model named {name!r} is already registered")
+    _model_entrypoints[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Registered model names matching a shell-style ``pattern`` (``"dla*x*"``), in registration order."""
+    return [name for name in _model_entrypoints if fnmatch.fnmatchcase(name, pattern)]
+
+
+def model_entrypoint(name: str) -> ModelFactory:
+    """The registered constructor of ``name``; a ``DLAError`` listing the known names otherwise."""
+    if name not in _model_entrypoints:
+        raise DLAError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _model_entrypoints[name]
+
+
+def create_model(
+    name: str,
+    pretrained: Union[bool, str] = False,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    features_only: bool = False,
+    out_indices: Sequence[int] = (1, 2, 3, 4, 5),
+    output_stride: int = 32,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model, optionally with pretrained weights and as a feature extractor.
+
+    Args:
+        name: a name from ``list_models()``.
+        pretrained: ``True`` for the published weights of ``model.pretrained_cfg`` (downloaded once, hash
+            checked, into the ``torch.hub`` cache), or a local path or URL of a checkpoint.
+        num_classes: classifier outputs; with pretrained weights of another class count the backbone is
+            loaded and the classifier is freshly initialised. ``0`` removes the classifier.
+        in_chans: input channels; pretrained RGB filters are adapted (summed for 1, tiled otherwise).
+        features_only: return a module whose forward gives the feature maps of ``out_indices``.
+        out_indices: levels (0-5) to return with ``features_only``.
+        output_stride: 32, 16 or 8; the last levels trade stride for dilation below 32.
+        **kwargs: passed to the model's constructor (``drop_rate``, ...).
+    """
+    from ._features import FeatureListNet
+    from ._pretrained import load_pretrained
+
+    model = model_entrypoint(name)(num_classes=num_classes, in_chans=in_chans, output_stride=output_stride, **kwargs)
+    if pretrained:
+        load_pretrained(model, pretrained)
+    if features_only:
+        model = FeatureListNet(model, out_indices)
+    return model

@@ -1,0 +1,237 @@
+"""Deep Layer Aggregation classification networks (Sec. 4.1, Table 1, Table 2, App. A).
+
+Six stages ("levels" 0-5), each halving the resolution but the first:
+
+- level 0: a 7x7 convolution (``base_layer``) and a 3x3 one, at the input resolution;
+- level 1: a strided 3x3 convolution. Sec. 4.1 calls stages 1-2 "a basic block"; the authors' published
+  networks use one convolution-BN-ReLU each, which is what their weights fit;
+- levels 2-5: one HDA tree each (Eq. 2, Fig. 2f) of the depth Table 1 gives; levels 3-5 also aggregate
+  their input at the root, the IDA across stages (Eq. 1 combined with Eq. 2, Sec. 4.1);
+
+then global average pooling and a linear classifier, stored as a 1x1 convolution (``fc``) as in the
+authors' checkpoints. Pooling adapts to the input size, so any input of at least 32 pixels works.
+"""
+
+from functools import partial
+from typing import List, Optional, Sequence, Tuple
+
+from torch import Tensor, nn
+
+from ..aggregation import HDA
+from ..errors import DLAError
+from ..layers.blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock, block_name
+from ..layers.conv_bn_act import ConvBnAct
+from ._features import FeatureInfo
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
+
+
+def _conv_level(in_channels: int, out_channels: int, num_convs: int, stride: int) -> nn.Sequential:
+    """Levels 0 and 1: ``num_convs`` 3x3 convolution-BN-ReLU, flat (keys ``0, 1, 3, 4, ...``), the first strided."""
+    layers: List[nn.Module] = []
+    for i in range(num_convs):
+        layers.extend(ConvBnAct(in_channels if i == 0 else out_channels, out_channels, 3, stride if i == 0 else 1))
+    return nn.Sequential(*layers)
+
+
+def _level_strides(output_stride: int) -> List[Tuple[int, int]]:
+    """(stride, dilation) of levels 2-5: below output stride 32 the last levels trade stride for dilation."""
+    if output_stride not in (8, 16, 32):
+        raise DLAError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+    reduction, dilation, strides = 2, 1, []
+    for _ in range(4):
+        if reduction < output_stride:
+            reduction *= 2
+            strides.append((2, dilation))
+        else:
+            dilation *= 2
+            strides.append((1, dilation))
+    return strides
+
+
+class DLA(nn.Module):
+    """A DLA classification network.
+
+    Args:
+        levels: six numbers: convolutions in levels 0-1, then the HDA depth of levels 2-5 (Table 1's ``d``).
+        channels: six output widths, one per level (Table 1's ``n``).
+        block: the convolutional block of the trees (Fig. 9), ``block(in, out, stride=, dilation=)``.
+        residual_root: Eq. 4 nodes instead of Eq. 3 (App. A: for networks over 100 layers).
+        num_classes: classifier outputs; 0 for none (``forward`` then returns pooled features).
+        in_chans: input channels.
+        output_stride: 32, 16 or 8 (dilation replaces the striding of the last levels).
+        drop_rate: dropout before the classifier.
+        pretrained_cfg: the published weights of this variant, if any.
+
+    Shapes: ``(N, in_chans, H, W) -> (N, num_classes)``; level ``i`` has ``channels[i]`` channels at
+    ``ceil(H / reduction_i)`` with reductions ``1, 2, 4, 8, 16, 32`` (capped at ``output_stride``).
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[int],
+        channels: Sequence[int],
+        block: BlockFactory = BasicBlock,
+        residual_root: bool = False,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        output_stride: int = 32,
+        drop_rate: float = 0.0,
+        pretrained_cfg: Optional[PretrainedCfg] = None,
+    ) -> None:
+        super().__init__()
+        if len(levels) != 6 or len(channels) != 6:
+            raise DLAError(f"levels and channels need six entries each, got {list(levels)} and {list(channels)}")
+        self.num_classes = num_classes
+        self.num_features = channels[-1]
+        self.block_name = block_name(block)
+        self.pretrained_cfg = pretrained_cfg or PretrainedCfg()
+        (s2, d2), (s3, d3), (s4, d4), (s5, d5) = _level_strides(output_stride)
+
+        def tree(depth: int, in_channels: int, out_channels: int, stride: int, dilation: int, aggregate_input: bool) -> HDA:
+            return HDA(depth, block, in_channels, out_channels, stride, dilation, aggregate_input, root_residual=residual_root)
+
+        self.base_layer = ConvBnAct(in_chans, channels[0], kernel_size=7)
+        self.level0 = _conv_level(channels[0], channels[0], levels[0], stride=1)
+        self.level1 = _conv_level(channels[0], channels[1], levels[1], stride=2)
+        self.level2 = tree(levels[2], channels[1], channels[2], s2, d2, aggregate_input=False)
+        self.level3 = tree(levels[3], channels[2], channels[3], s3, d3, aggregate_input=True)
+        self.level4 = tree(levels[4], channels[3], channels[4], s4, d4, aggregate_input=True)
+        self.level5 = tree(levels[5], channels[4], channels[5], s5, d5, aggregate_input=True)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = self._classifier(num_classes)
+        self.flatten = nn.Flatten(1)
+
+        reductions = [1, 2] + [min(2 ** (i + 2), output_stride) for i in range(4)]
+        self.feature_info = FeatureInfo(
+            [dict(num_chs=c, reduction=r, module=f"level{i}") for i, (c, r) in enumerate(zip(channels, reductions))]
+        )
+        self._init_weights()
+
+    def _classifier(self, num_classes: int) -> nn.Module:
+        return nn.Conv2d(self.num_features, num_classes, 1) if num_classes > 0 else nn.Identity()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m is not self.fc:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = self._classifier(num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``(N, in_chans, H, W) -> (N, channels[5], H / 32, W / 32)`` (level 5, before pooling)."""
+        x = self.base_layer(x)
+        x = self.level0(x)
+        x = self.level1(x)
+        x = self.level2(x)
+        x = self.level3(x)
+        x = self.level4(x)
+        return self.level5(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
+        x = self.global_pool(x)
+        if pre_logits:
+            return self.flatten(x)
+        return self.flatten(self.fc(self.drop(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cfg(name: str, file_hash: str, paper_name: str) -> PretrainedCfg:
+    return PretrainedCfg(
+        url=f"http://dl.yf.io/dla/models/imagenet/{name}-{file_hash}.pth",
+        hash_prefix=file_hash,
+        license="BSD-3-Clause",
+        paper_name=paper_name,
+        origin="https://github.com/ucbdrive/dla (ImageNet-1k, the authors' training)",
+    )
+
+
+default_cfgs = {
+    "dla34": _cfg("dla34", "ba72cf86", "DLA-34"),
+    "dla46_c": _cfg("dla46_c", "2bfd52c3", "DLA-46-C"),
+    "dla46x_c": _cfg("dla46x_c", "d761bae7", "DLA-X-46-C"),
+    "dla60x_c": _cfg("dla60x_c", "b870c45c", "DLA-X-60-C"),
+    "dla60": _cfg("dla60", "24839fc4", "DLA-60"),
+    "dla60x": _cfg("dla60x", "d15cacda", "DLA-X-60"),
+    "dla102": _cfg("dla102", "d94d9790", "DLA-102"),
+    "dla102x": _cfg("dla102x", "ad62be81", "DLA-X-102"),
+    "dla102x2": _cfg("dla102x2", "262837b6", "DLA-X-102 64"),
+    "dla169": _cfg("dla169", "0914e092", "DLA-169"),
+}
+
+_COMPACT = (16, 32, 64, 64, 128, 256)
+_WIDE = (16, 32, 128, 256, 512, 1024)
+
+
+@register_model
+def dla34(**kwargs) -> DLA:
+    """DLA-34 (Table 1): basic blocks, the counterpart of ResNet-34."""
+    return DLA((1, 1, 1, 2, 2, 1), (16, 32, 64, 128, 256, 512), BasicBlock, pretrained_cfg=default_cfgs["dla34"], **kwargs)
+
+
+@register_model
+def dla46_c(**kwargs) -> DLA:
+    """DLA-46-C (Table 2; "DLA-48-C" in Table 1): compact, bottleneck blocks."""
+    return DLA((1, 1, 1, 2, 2, 1), _COMPACT, Bottleneck, pretrained_cfg=default_cfgs["dla46_c"], **kwargs)
+
+
+@register_model
+def dla46x_c(**kwargs) -> DLA:
+    """DLA-X-46-C (Table 2; "DLA-X-48-C" in Table 1): compact, split blocks."""
+    return DLA((1, 1, 1, 2, 2, 1), _COMPACT, SplitBlock, pretrained_cfg=default_cfgs["dla46x_c"], **kwargs)
+
+
+@register_model
+def dla60x_c(**kwargs) -> DLA:
+    """DLA-X-60-C (Tables 1, 2): compact, split blocks."""
+    return DLA((1, 1, 1, 2, 3, 1), _COMPACT, SplitBlock, pretrained_cfg=default_cfgs["dla60x_c"], **kwargs)
+
+
+@register_model
+def dla60(**kwargs) -> DLA:
+    """DLA-60 (Table 1): bottleneck blocks, the counterpart of ResNet-50."""
+    return DLA((1, 1, 1, 2, 3, 1), _WIDE, Bottleneck, pretrained_cfg=default_cfgs["dla60"], **kwargs)
+
+
+@register_model
+def dla60x(**kwargs) -> DLA:
+    """DLA-X-60 (Table 1): split blocks, the counterpart of ResNeXt-50 32x4d."""
+    return DLA((1, 1, 1, 2, 3, 1), _WIDE, SplitBlock, pretrained_cfg=default_cfgs["dla60x"], **kwargs)
+
+
+@register_model
+def dla102(**kwargs) -> DLA:
+    """DLA-102 (Table 1): bottleneck blocks, residual nodes (Eq. 4), the counterpart of ResNet-101."""
+    return DLA((1, 1, 1, 3, 4, 1), _WIDE, Bottleneck, residual_root=True, pretrained_cfg=default_cfgs["dla102"], **kwargs)
+
+
+@register_model
+def dla102x(**kwargs) -> DLA:
+    """DLA-X-102 (Table 1): split blocks, residual nodes, the counterpart of ResNeXt-101 32x4d."""
+    return DLA((1, 1, 1, 3, 4, 1), _WIDE, SplitBlock, residual_root=True, pretrained_cfg=default_cfgs["dla102x"], **kwargs)
+
+
+@register_model
+def dla102x2(**kwargs) -> DLA:
+    """DLA-X-102 64 (App. A): split blocks of cardinality 64, twice the 3x3 channels, vs. ResNeXt-101 64x4d."""
+    block = partial(SplitBlock, cardinality=64)
+    return DLA((1, 1, 1, 3, 4, 1), _WIDE, block, residual_root=True, pretrained_cfg=default_cfgs["dla102x2"], **kwargs)
+
+
+@register_model
+def dla169(**kwargs) -> DLA:
+    """DLA-169 (Table 1): bottleneck blocks, residual nodes, the counterpart of ResNet-152."""
+    return DLA((1, 1, 2, 3, 5, 1), _WIDE, Bottleneck, residual_root=True, pretrained_cfg=default_cfgs["dla169"], **kwargs)
