@@ -42,7 +42,7 @@ class PretrainedCfg:
     origin: str = ""
 
 
-def load_pretrained(model: nn.Module, source: Union[bool, str]) -> None:
+def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:
     """Load weights into ``model`` in place.
 
     ``source`` is ``True`` (the model's ``pretrained_cfg.url``, its hash checked), a local path, or a URL
@@ -52,6 +52,7 @@ def load_pretrained(model: nn.Module, source: Union[bool, str]) -> None:
     has other than 3 input channels the first convolution's RGB filters are adapted.
     """
     cfg: PretrainedCfg = model.pretrained_cfg
+    source = os.fspath(source) if isinstance(source, os.PathLike) else source
     if source is True:
         if not cfg.url:
             raise DLAError(f"no published weights are known for this model ({cfg.paper_name or type(model).__name__})")

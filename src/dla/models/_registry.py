@@ -1,6 +1,7 @@
 """The model registry: ``register_model``, ``create_model``, ``list_models`` (timm's conventions)."""
 
 import fnmatch
+import os
 from typing import Callable, Dict, List, Sequence, Union
 
 from torch import nn
@@ -39,7 +40,7 @@ def model_entrypoint(name: str) -> ModelFactory:
 
 def create_model(
     name: str,
-    pretrained: Union[bool, str] = False,
+    pretrained: Union[bool, str, "os.PathLike[str]"] = False,
     num_classes: int = 1000,
     in_chans: int = 3,
     features_only: bool = False,
@@ -52,7 +53,7 @@ def create_model(
     Args:
         name: a name from ``list_models()``.
         pretrained: ``True`` for the published weights of ``model.pretrained_cfg`` (downloaded once, hash
-            checked, into the ``torch.hub`` cache), or a local path or URL of a checkpoint.
+            checked, into the ``torch.hub`` cache), or a local path (``str`` or ``os.PathLike``) or URL of a checkpoint.
         num_classes: classifier outputs; with pretrained weights of another class count the backbone is
             loaded and the classifier is freshly initialised. ``0`` removes the classifier.
         in_chans: input channels; pretrained RGB filters are adapted (summed for 1, tiled otherwise).

@@ -1,0 +1,81 @@
+"""Shared paths and helpers for the test suite.
+
+The reference facts (parameter counts, the authors' state-dict layouts, output fixtures) live outside the
+project, in ``$DLA_SHARED_ROOT`` or ``<project root>/../shared``; tests that need them are skipped, with a
+reason, when that folder is absent.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DLA_SHARED_ROOT", ROOT.parent / "shared"))
+REFERENCE = SHARED / "reference"
+OFFICIAL = REFERENCE / "official_dla"
+FIXTURES = OFFICIAL / "fixtures"
+
+MODEL_NAMES = (
+    "dla34",
+    "dla46_c",
+    "dla46x_c",
+    "dla60x_c",
+    "dla60",
+    "dla60x",
+    "dla102",
+    "dla102x",
+    "dla102x2",
+    "dla169",
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def require_reference():
+    """Skip the calling test when the shared reference folder is not there."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference folder {REFERENCE} not found (set DLA_SHARED_ROOT)")
+
+
+@pytest.fixture(scope="session")
+def counts():
+    """``counts.json``: parameters, multiply-adds and unused projection parameters per model."""
+    require_reference()
+    return json.loads((REFERENCE / "counts.json").read_text())
+
+
+def shape_string(tensor):
+    """A tensor's shape written as in the keys files: ``16x3x7x7``, ``16`` or ``scalar``."""
+    return "x".join(map(str, tensor.shape)) if tensor.dim() else "scalar"
+
+
+def read_keys(name):
+    """``official_dla/<name>.keys.txt`` as a list of ``(key, shape string)`` in file order."""
+    require_reference()
+    lines = (OFFICIAL / f"{name}.keys.txt").read_text().splitlines()
+    return [tuple(line.split()) for line in lines if line.strip()]
+
+
+def state_dict_layout(model):
+    """A model's state dict as ``(key, shape string)`` pairs, in registration order."""
+    return [(key, shape_string(value)) for key, value in model.state_dict().items()]
+
+
+def state_dict_from_layout(layout):
+    """Random tensors of the given ``(key, shape string)`` layout (``scalar``: a long counter)."""
+    return {
+        key: torch.tensor(7) if shape == "scalar" else torch.randn(tuple(int(s) for s in shape.split("x")))
+        for key, shape in layout
+    }
+
+
+def assert_state_dicts_equal(actual, expected):
+    assert list(actual) == list(expected)
+    different = [key for key in expected if not torch.equal(actual[key], expected[key])]
+    assert not different, f"{len(different)} entries differ, e.g. {different[:5]}"
