@@ -14,10 +14,9 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DLAError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torch.hub's convention: ``name-<first hex digits of the file's SHA-256>.ext``.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")

@@ -1,0 +1,1 @@
+"""Datasets, joint transforms and synthetic data for dense prediction."""
