@@ -68,21 +68,16 @@ def test_ida_is_eq1(sizes, resample):
     xs = [torch.randn(2, c, *size) for c, size in zip(channels, sizes)]
     with torch.no_grad():
         out = ida(xs)
-        first = ida.nodes[0]([xs[1], resample(xs[0], sizes[1])])
-        expected = ida.nodes[1]([xs[2], resample(first, sizes[2])])
+        first = ida.nodes[0]([resample(xs[0], sizes[1]), xs[1]])
+        expected = ida.nodes[1]([resample(first, sizes[2]), xs[2]])
     assert out.shape == (2, out_channels, *sizes[-1])
-    assert [node.conv.in_channels for node in ida.nodes] == [6 + 4, 8 + out_channels]
+    assert [node.conv.in_channels for node in ida.nodes] == [4 + 6, out_channels + 8]
     torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.parametrize(
-    "in_channels, out_channels, residual",
-    [([4, 6, 8], 8, True), ([8], 8, False)],
-    ids=["residual-channels", "single-input"],
-)
-def test_ida_invalid_arguments(in_channels, out_channels, residual):
+def test_ida_needs_two_inputs():
     with pytest.raises(dla.DLAError):
-        dla.IDA(in_channels, out_channels, residual=residual)
+        dla.IDA([8], 8)
 
 
 @pytest.mark.parametrize("aggregate_input", [False, True])

@@ -1,8 +1,8 @@
 """dla: Deep Layer Aggregation (Yu, Wang, Shelhamer, Darrell, CVPR 2018) in PyTorch."""
 
-from .aggregation import HDA, IDA, AggregationNode
+from .aggregation import HDA, IDA, AggregationNode, IDAUp
 from .errors import DLAError
-from .models import DLA, FeatureInfo, PretrainedCfg, create_model, list_models, load_pretrained, register_model
+from .models import DLA, DLASeg, FeatureInfo, PretrainedCfg, create_model, list_models, load_pretrained, register_model
 
 __version__ = "0.1.0"
 
@@ -10,6 +10,8 @@ __all__ = [
     "DLA",
     "HDA",
     "IDA",
+    "IDAUp",
+    "DLASeg",
     "AggregationNode",
     "DLAError",
     "FeatureInfo",

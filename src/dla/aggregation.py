@@ -3,10 +3,11 @@
 These modules know nothing of datasets, tasks or a particular backbone: they take feature maps (IDA)
 or a block factory (HDA) and can be reused on any network.
 
-Argument order. Eq. 2 lists a node's inputs shallow to deep and Eq. 4 adds the residual of the last,
-deepest one. Our nodes take their inputs *deepest first* and add the residual of ``inputs[0]``: it is
-the same function with the concatenation in the channel order of the authors' published weights, so
-their checkpoints load unchanged.
+Argument order. A node concatenates its inputs in the order given, which fixes the channel order of its
+weights. IDA passes them in Eq. 1's order (aggregate, then the deeper input). Eq. 2 lists an HDA node's
+inputs shallow to deep and Eq. 4 adds the residual of the last, deepest one; HDA passes them *deepest
+first* and the node adds the residual of ``inputs[0]``: the same function with the concatenation in the
+channel order of the authors' published weights, so their checkpoints load unchanged.
 """
 
 import inspect
@@ -19,17 +20,19 @@ from torch import Tensor, nn
 from .errors import DLAError
 from .layers.blocks import BlockFactory
 from .layers.conv_bn_act import ConvBnAct
+from .layers.upsample import BilinearUpsample
 
 
 class AggregationNode(nn.Module):
     """The aggregation node N of Eq. 3, or of Eq. 4 with ``residual=True`` (Fig. 8).
 
-    ``N(x_1, ..., x_n) = relu(BatchNorm(sum_i W_i x_i + b) [+ x_deepest])``: one convolution over the
-    concatenated inputs, BatchNorm and ReLU. ``sum_i W_i x_i`` is a convolution of the concatenation, and
+    ``N(x_1, ..., x_n) = relu(BatchNorm(sum_i W_i x_i + b) [+ x_n])``: one convolution over the
+    concatenated inputs (in the order given), BatchNorm and ReLU; Eq. 4's ``x_n``, the deepest input, is
+    ``inputs[0]`` here (HDA passes its inputs deepest first, see the module docstring). ``sum_i W_i x_i`` is a convolution of the concatenation, and
     ``b`` is folded into BatchNorm's shift. Sec. 3.3: nodes are 1x1 in classification and 3x3 in
     segmentation; the residual helps hierarchies of depth 4 or more (App. A: networks over 100 layers).
 
-    Shapes: inputs ``(N, C_i, H, W)`` deepest first, all the same ``H, W``; output ``(N, out_channels, H, W)``.
+    Shapes: inputs ``(N, C_i, H, W)``, all the same ``H, W``; output ``(N, out_channels, H, W)``.
     With ``residual=True`` the first input must have ``out_channels`` channels.
     """
 
@@ -61,31 +64,24 @@ class IDA(nn.Module):
 
     ``I(x_1, ..., x_n) = x_1`` if ``n = 1``, else ``I(N(x_1, x_2), x_3, ..., x_n)``: the shallowest input is
     merged with the next deeper one, the aggregate with the next, and so on, so the shallowest features
-    pass through the most nodes. Node ``i`` is an ``AggregationNode`` over ``(x_{i+1}, aggregate)``
-    (deepest first) producing ``out_channels``.
+    pass through the most nodes. Node ``i`` is an Eq. 3 ``AggregationNode`` over ``(aggregate, x_{i+1})``,
+    Eq. 1's argument order, producing ``out_channels``.
 
     Resolutions may differ: the running aggregate is resampled to the next input's size (max pooling to
     go down, as the backbone does between stages, bilinear to go up), so the result has the resolution of
-    the deepest input. The learned up-sampling variant for dense prediction is ``IDAUp`` (Fig. 4).
+    the deepest input. The learned up-sampling form for dense prediction is ``IDAUp`` (Fig. 4).
 
     Shapes: ``xs[i]`` is ``(N, in_channels[i], H_i, W_i)`` shallow to deep; output ``(N, out_channels, H_n, W_n)``.
     """
 
-    def __init__(
-        self, in_channels: Sequence[int], out_channels: int, kernel_size: int = 1, residual: bool = False
-    ) -> None:
+    def __init__(self, in_channels: Sequence[int], out_channels: int, kernel_size: int = 1) -> None:
         super().__init__()
         if len(in_channels) < 2:
             raise DLAError(f"IDA needs at least two inputs to aggregate, got in_channels={list(in_channels)}")
-        if residual and any(c != out_channels for c in in_channels[1:]):
-            raise DLAError(
-                f"IDA with residual=True adds each deeper input to its node's output, so in_channels[1:] must all be "
-                f"out_channels={out_channels}; got {list(in_channels)}"
-            )
         aggregate_channels = [in_channels[0]] + [out_channels] * (len(in_channels) - 2)
         self.nodes = nn.ModuleList(
-            AggregationNode(deeper + aggregate, out_channels, kernel_size, residual)
-            for deeper, aggregate in zip(in_channels[1:], aggregate_channels)
+            AggregationNode(aggregate + deeper, out_channels, kernel_size)
+            for aggregate, deeper in zip(aggregate_channels, in_channels[1:])
         )
 
     def forward(self, xs: List[Tensor]) -> Tensor:
@@ -93,8 +89,55 @@ class IDA(nn.Module):
             raise DLAError(f"IDA was built for {len(self.nodes) + 1} inputs, got {len(xs)}")
         aggregate = xs[0]
         for node, deeper in zip(self.nodes, xs[1:]):
-            aggregate = node([deeper, _resample(aggregate, deeper.shape[-2:])])
+            aggregate = node([_resample(aggregate, deeper.shape[-2:]), deeper])
         return aggregate
+
+
+class IDAUp(nn.Module):
+    """Interpolation by iterative deep aggregation, Fig. 4 and Sec. 4.2.
+
+    Each input ``x_i`` (shallow to deep) is projected to ``out_channels`` (1x1 convolution-BN-ReLU, skipped
+    when it already has them) and up-sampled by ``up_factors[i]`` to the resolution of ``x_1`` (a
+    learnable transposed convolution initialised to bilinear, skipped for factor 1). The maps are then
+    aggregated iteratively as in Eq. 1, with 3x3 nodes (Sec. 3.3: "in semantic segmentation ... 3x3
+    convolution"): ``a_1 = N(x_1, x_2)``, ``a_i = N(a_{i-1}, x_{i+1})``. The nodes are Eq. 3 nodes stored
+    as ``node_i = [conv, BN, ReLU]``, the authors' layout (``proj_i``, ``up_i``, ``node_i``).
+
+    An up-sampled map can be a little larger than ``x_1`` when a size was not divisible by the factor
+    (the backbone rounds sizes up); it is cropped at the bottom and right, where the extra pixels lie.
+
+    Shapes: ``xs[i]`` ``(N, in_channels[i], ~H / f_i, ~W / f_i)`` -> every aggregate ``a_i`` ``(N, out_channels, H, W)``;
+    ``forward`` returns the list ``[a_1, ..., a_{n-1}]`` (the last is the result).
+    """
+
+    def __init__(
+        self, in_channels: Sequence[int], out_channels: int, up_factors: Sequence[int], node_kernel_size: int = 3
+    ) -> None:
+        super().__init__()
+        if len(in_channels) != len(up_factors) or len(in_channels) < 2:
+            raise DLAError(
+                f"IDAUp needs two or more inputs and one up-sampling factor each, got in_channels={list(in_channels)} "
+                f"and up_factors={list(up_factors)}"
+            )
+        self.num_inputs = len(in_channels)
+        for i, (channels, factor) in enumerate(zip(in_channels, up_factors)):
+            project = nn.Identity() if channels == out_channels else ConvBnAct(channels, out_channels, kernel_size=1)
+            self.add_module(f"proj_{i}", project)
+            self.add_module(f"up_{i}", nn.Identity() if factor == 1 else BilinearUpsample(out_channels, int(factor)))
+        for i in range(1, self.num_inputs):
+            self.add_module(f"node_{i}", ConvBnAct(2 * out_channels, out_channels, kernel_size=node_kernel_size))
+
+    def forward(self, xs: List[Tensor]) -> List[Tensor]:
+        if len(xs) != self.num_inputs:
+            raise DLAError(f"IDAUp was built for {self.num_inputs} inputs, got {len(xs)}")
+        height, width = xs[0].shape[-2:]
+        maps = [self.get_submodule(f"up_{i}")(self.get_submodule(f"proj_{i}")(x)) for i, x in enumerate(xs)]
+        aggregate, aggregates = maps[0], []
+        for i in range(1, self.num_inputs):
+            deeper = maps[i][..., :height, :width]
+            aggregate = self.get_submodule(f"node_{i}")(torch.cat([aggregate, deeper], 1))
+            aggregates.append(aggregate)
+        return aggregates
 
 
 class HDA(nn.Module):
@@ -197,4 +240,4 @@ def _accepts_residual(module: nn.Module) -> bool:
     return "residual" in inspect.signature(module.forward).parameters
 
 
-__all__ = ["AggregationNode", "HDA", "IDA"]
+__all__ = ["AggregationNode", "HDA", "IDA", "IDAUp"]

@@ -1,13 +1,16 @@
 """Model families and the registry. Importing a family file registers its variants."""
 
-from . import dla  # noqa: F401  (registers the DLA variants)
+from . import dla, dla_up  # noqa: F401  (registers the variants)
 from ._features import FeatureInfo, FeatureListNet
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import create_model, list_models, register_model
 from .dla import DLA
+from .dla_up import DLASeg, DLAUp
 
 __all__ = [
     "DLA",
+    "DLASeg",
+    "DLAUp",
     "FeatureInfo",
     "FeatureListNet",
     "PretrainedCfg",

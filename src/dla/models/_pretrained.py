@@ -9,7 +9,7 @@ import re
 import urllib.error
 import urllib.parse
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +35,7 @@ class PretrainedCfg:
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
     first_conv: str = "base_layer.0"
-    classifier: str = "fc"
+    classifier: Union[str, Tuple[str, ...]] = "fc"  # module(s) re-initialised when num_classes differs
     license: str = ""
     paper_name: str = ""
     origin: str = ""
@@ -64,8 +64,9 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
         raise DLAError(f"pretrained={source!r} is neither True, an existing file, nor a URL")
     state_dict = _read_state_dict(path)
     state_dict = _adapt_input_conv(state_dict, cfg.first_conv, model, path)
-    state_dict = _drop_mismatched_classifier(state_dict, cfg.classifier, model)
-    _load_checked(model, state_dict, path, cfg.classifier)
+    heads = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier)
+    state_dict = _drop_mismatched_classifier(state_dict, heads, model)
+    _load_checked(model, state_dict, path, heads)
 
 
 def download(url: str, hash_prefix: Optional[str] = None) -> str:
@@ -127,17 +128,21 @@ def _adapt_input_conv(state_dict: Dict[str, Tensor], first_conv: str, model: nn.
     return state_dict
 
 
-def _drop_mismatched_classifier(state_dict: Dict[str, Tensor], classifier: str, model: nn.Module) -> Dict[str, Tensor]:
+def _in_heads(key: str, heads: Sequence[str]) -> bool:
+    return any(key == head or key.startswith(f"{head}.") for head in heads)
+
+
+def _drop_mismatched_classifier(state_dict: Dict[str, Tensor], heads: Sequence[str], model: nn.Module) -> Dict[str, Tensor]:
     own = model.state_dict()
-    head = {k for k in state_dict if k.startswith(f"{classifier}.")}
+    head = {k for k in state_dict if _in_heads(k, heads)}
     if all(k in own and own[k].shape == state_dict[k].shape for k in head):
         return state_dict
     return {k: v for k, v in state_dict.items() if k not in head}
 
 
-def _load_checked(model: nn.Module, state_dict: Dict[str, Tensor], path: str, classifier: str) -> None:
+def _load_checked(model: nn.Module, state_dict: Dict[str, Tensor], path: str, heads: Sequence[str]) -> None:
     own = model.state_dict()
-    fresh_head = {k for k in own if k.startswith(f"{classifier}.")} - set(state_dict)
+    fresh_head = {k for k in own if _in_heads(k, heads)} - set(state_dict)
     missing = [k for k in own if k not in state_dict and k not in fresh_head]
     unexpected = [k for k in state_dict if k not in own]
     wrong_shape = [

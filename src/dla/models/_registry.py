@@ -2,7 +2,7 @@
 
 import fnmatch
 import os
-from typing import Callable, Dict, List, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from torch import nn
 
@@ -41,7 +41,7 @@ def model_entrypoint(name: str) -> ModelFactory:
 def create_model(
     name: str,
     pretrained: Union[bool, str, "os.PathLike[str]"] = False,
-    num_classes: int = 1000,
+    num_classes: Optional[int] = None,
     in_chans: int = 3,
     features_only: bool = False,
     out_indices: Sequence[int] = (1, 2, 3, 4, 5),
@@ -54,8 +54,9 @@ def create_model(
         name: a name from ``list_models()``.
         pretrained: ``True`` for the published weights of ``model.pretrained_cfg`` (downloaded once, hash
             checked, into the ``torch.hub`` cache), or a local path (``str`` or ``os.PathLike``) or URL of a checkpoint.
-        num_classes: classifier outputs; with pretrained weights of another class count the backbone is
-            loaded and the classifier is freshly initialised. ``0`` removes the classifier.
+        num_classes: classifier outputs (default: the model's own, 1000 for the ImageNet classifiers); with
+            pretrained weights of another class count the backbone is loaded and the classifier is freshly
+            initialised. ``0`` removes a classifier's head.
         in_chans: input channels; pretrained RGB filters are adapted (summed for 1, tiled otherwise).
         features_only: return a module whose forward gives the feature maps of ``out_indices``.
         out_indices: levels (0-5) to return with ``features_only``.
@@ -65,9 +66,13 @@ def create_model(
     from ._features import FeatureListNet
     from ._pretrained import load_pretrained
 
-    model = model_entrypoint(name)(num_classes=num_classes, in_chans=in_chans, output_stride=output_stride, **kwargs)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    model = model_entrypoint(name)(in_chans=in_chans, output_stride=output_stride, **kwargs)
     if pretrained:
         load_pretrained(model, pretrained)
     if features_only:
+        if not hasattr(model, "feature_info"):
+            raise DLAError(f"{name} is not a backbone: features_only=True needs a model with feature_info")
         model = FeatureListNet(model, out_indices)
     return model

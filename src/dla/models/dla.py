@@ -83,6 +83,7 @@ class DLA(nn.Module):
         if len(levels) != 6 or len(channels) != 6:
             raise DLAError(f"levels and channels need six entries each, got {list(levels)} and {list(channels)}")
         self.num_classes = num_classes
+        self.channels = tuple(channels)
         self.num_features = channels[-1]
         self.block_name = block_name(block)
         self.pretrained_cfg = pretrained_cfg or PretrainedCfg()
@@ -128,15 +129,18 @@ class DLA(nn.Module):
         self.num_classes = num_classes
         self.fc = self._classifier(num_classes)
 
+    def forward_levels(self, x: Tensor) -> List[Tensor]:
+        """The six levels' maps: level ``i`` is ``(N, channels[i], H / reduction_i, W / reduction_i)``."""
+        x = self.base_layer(x)
+        levels = []
+        for level in (self.level0, self.level1, self.level2, self.level3, self.level4, self.level5):
+            x = level(x)
+            levels.append(x)
+        return levels
+
     def forward_features(self, x: Tensor) -> Tensor:
         """``(N, in_chans, H, W) -> (N, channels[5], H / 32, W / 32)`` (level 5, before pooling)."""
-        x = self.base_layer(x)
-        x = self.level0(x)
-        x = self.level1(x)
-        x = self.level2(x)
-        x = self.level3(x)
-        x = self.level4(x)
-        return self.level5(x)
+        return self.forward_levels(x)[-1]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""

@@ -1,0 +1,36 @@
+"""Up-sampling by a transposed convolution initialised to bilinear interpolation (FCN, Sec. 4.2)."""
+
+import torch
+from torch import nn
+
+
+class BilinearUpsample(nn.ConvTranspose2d):
+    """Depthwise ``ConvTranspose2d`` that starts as bilinear interpolation by an integer ``factor``.
+
+    Kernel ``2 * factor``, stride ``factor``, padding ``factor // 2``, one filter per channel and no bias,
+    so ``(N, C, H, W) -> (N, C, factor * H, factor * W)``. Sec. 4.2: "the upsampling steps are initialized
+    to bilinear interpolation and can then be learned"; ``learnable=False`` freezes the weights (the
+    authors' final up-sampling to the input size).
+    """
+
+    def __init__(self, channels: int, factor: int, learnable: bool = True) -> None:
+        super().__init__(
+            channels, channels, 2 * factor, stride=factor, padding=factor // 2, groups=channels, bias=False
+        )
+        self.factor = factor
+        self.reset_parameters()
+        self.weight.requires_grad_(learnable)
+
+    def reset_parameters(self) -> None:
+        if not hasattr(self, "factor"):  # called by nn.ConvTranspose2d.__init__ before factor is set
+            return
+        with torch.no_grad():
+            self.weight.copy_(bilinear_kernel(self.kernel_size[0]).expand_as(self.weight))
+
+
+def bilinear_kernel(size: int) -> torch.Tensor:
+    """The ``size x size`` kernel of bilinear interpolation (the outer product of two tents)."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    tent = 1 - (torch.arange(size, dtype=torch.float32) - center).abs() / factor
+    return tent[:, None] * tent[None, :]
