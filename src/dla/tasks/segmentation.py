@@ -1,0 +1,197 @@
+"""Semantic segmentation: the training loss, the paper's test-time inference, and saving what a model predicts.
+
+Inference (Sec. 5.3). The image is run at each scale of ``scales`` (and, with ``flip``, mirrored as well);
+each run's softmax probabilities are resized back to the input size and the runs are *summed*, as the paper
+"sums the predictions". A pixel's class scores in ``infer``'s output therefore add up to the number of runs
+(``len(scales) * (2 if flip else 1)``); ``predict`` divides by it so that it returns probabilities.
+With ``window`` each scale is tiled by overlapping windows instead of run whole (for inputs too large for
+memory, or models trained on crops); see ``infer``.
+"""
+
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from ..constants import IGNORE_INDEX
+from ..data.meta import DatasetMeta
+from ..errors import DLAError
+from .curves import plot_curves
+from .visualize import as_rgb_image, colorize, overlay
+
+__all__ = ["colorize", "infer", "overlay", "plot_curves", "predict", "save_prediction", "segmentation_loss"]
+
+
+def segmentation_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX,
+                      class_weights: Optional[Sequence[float]] = None) -> Tensor:
+    """Per-pixel cross-entropy averaged over the pixels that are not ``ignore_index``.
+
+    Args:
+        logits: ``N x C x H x W``; target: ``N x H x W`` int64 class indices or ``ignore_index``.
+        class_weights: ``C`` weights; the mean is then weighted (divided by the summed weights of the
+            counted pixels), as ``torch.nn.functional.cross_entropy`` does.
+    Returns:
+        a scalar. When every pixel is ignored (a crop of pure void), a zero that is still connected to
+        ``logits`` so that ``backward()`` works and gives zero gradients, instead of cross-entropy's NaN.
+    """
+    if logits.dim() != 4 or target.shape != logits.shape[:1] + logits.shape[2:]:
+        raise DLAError(f"expected logits N x C x H x W and target N x H x W, "
+                       f"got {tuple(logits.shape)} and {tuple(target.shape)}")
+    weight = None
+    if class_weights is not None:
+        weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+        if weight.shape != (logits.shape[1],):
+            raise DLAError(f"class_weights has {weight.numel()} values for {logits.shape[1]} classes")
+    if not bool((target != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target.long(), weight=weight, ignore_index=ignore_index)
+
+
+def _logits(model: nn.Module, image: Tensor, num_classes: int) -> Tensor:
+    """``model(image)``, checked to be ``N x num_classes`` logits at the input's resolution."""
+    out = model(image)
+    expected = (image.shape[0], num_classes, *image.shape[2:])
+    if not isinstance(out, Tensor) or tuple(out.shape) != expected:
+        found = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise DLAError(f"the model should return logits of shape {expected} (N x num_classes x H x W, the input's "
+                       f"resolution), got {found}")
+    return out
+
+
+def _window_starts(size: int, window: int, stride: int) -> List[int]:
+    """Offsets of windows of ``window`` pixels every ``stride`` that cover ``0 .. size`` (``size >= window``);
+    the last window is moved back to end exactly at ``size``."""
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+def _sliding_window(model: nn.Module, image: Tensor, num_classes: int, window: Tuple[int, int],
+                    overlap: float) -> Tensor:
+    """Softmax probabilities of ``image`` (``N x 3 x H x W``) from overlapping ``window``-sized crops.
+
+    The image is zero-padded at the bottom/right up to at least the window (zero is the mean colour of a
+    normalised image) and the padding is cropped off the result. Windows step by ``(1 - overlap) * window``;
+    where they overlap their probabilities are averaged. Returns ``N x num_classes x H x W``.
+    """
+    height, width = image.shape[-2:]
+    padded = F.pad(image, (0, max(window[1] - width, 0), 0, max(window[0] - height, 0)))
+    probs = padded.new_zeros(padded.shape[0], num_classes, *padded.shape[-2:])
+    hits = padded.new_zeros(1, 1, *padded.shape[-2:])
+    strides = [max(1, round(w * (1 - overlap))) for w in window]
+    rows = _window_starts(padded.shape[-2], window[0], strides[0])
+    cols = _window_starts(padded.shape[-1], window[1], strides[1])
+    for top in rows:
+        for left in cols:
+            area = (..., slice(top, top + window[0]), slice(left, left + window[1]))
+            probs[area] += _logits(model, padded[area], num_classes).softmax(dim=1)
+            hits[area] += 1
+    return (probs / hits)[..., :height, :width]
+
+
+def _probabilities(model: nn.Module, image: Tensor, num_classes: int, flip: bool,
+                   window: Optional[Tuple[int, int]], overlap: float) -> Tensor:
+    """Softmax probabilities of one scale (whole image or windows), plus those of the mirrored image with ``flip``."""
+    def run(x: Tensor) -> Tensor:
+        if window is None:
+            return _logits(model, x, num_classes).softmax(dim=1)
+        return _sliding_window(model, x, num_classes, window, overlap)
+
+    probs = run(image)
+    if flip:
+        probs = probs + run(image.flip(-1)).flip(-1)
+    return probs
+
+
+def _check_infer_options(image: Tensor, scales: Sequence[float], window: Optional[Tuple[int, int]],
+                         overlap: float) -> None:
+    if image.dim() != 4:
+        raise DLAError(f"infer takes a batch N x 3 x H x W, got shape {tuple(image.shape)}")
+    if not scales or min(scales) <= 0:
+        raise DLAError(f"scales must be positive numbers, got {tuple(scales)}")
+    if window is not None and (len(window) != 2 or min(window) < 1):
+        raise DLAError(f"window is (height, width) in pixels, got {window}")
+    if not 0.0 <= overlap < 1.0:
+        raise DLAError(f"overlap is a fraction of the window in [0, 1), got {overlap}")
+
+
+@torch.no_grad()
+def infer(model: nn.Module, image: Tensor, num_classes: int, scales: Sequence[float] = (1.0,), flip: bool = False,
+          window: Optional[Tuple[int, int]] = None, overlap: float = 1 / 3) -> Tensor:
+    """The paper's test-time procedure: class probabilities summed over scales and (optionally) mirroring.
+
+    Args:
+        model: returns ``N x num_classes x h x w`` logits at the resolution of its input. Its mode is left as
+            the caller set it: call ``model.eval()`` first (BatchNorm statistics, dropout).
+        image: ``N x 3 x H x W``, normalised, on the model's device.
+        scales: each resizes the image (bilinear, ``align_corners=False``) to ``round(scale * H) x round(scale * W)``.
+        flip: also run the horizontally mirrored image and mirror its probabilities back.
+        window: ``(height, width)`` of sliding-window inference at each scale; ``None`` runs the whole image.
+        overlap: fraction of a window shared with the next one (stride ``round((1 - overlap) * window)``).
+    Returns:
+        ``N x num_classes x H x W``: the sum over scales and flips of softmax probabilities, each resized back
+        bilinearly to ``H x W`` (so per pixel the classes add up to the number of runs).
+    """
+    _check_infer_options(image, scales, window, overlap)
+    size = tuple(image.shape[-2:])
+    total = image.new_zeros(image.shape[0], num_classes, *size)
+    for scale in scales:
+        scaled_size = tuple(max(1, round(scale * s)) for s in size)
+        scaled = image if scaled_size == size else F.interpolate(image, size=scaled_size, mode="bilinear",
+                                                                 align_corners=False)
+        probs = _probabilities(model, scaled, num_classes, flip, window, overlap)
+        if scaled_size != size:
+            probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+        total += probs
+    return total
+
+
+def _to_input(image: Union[Image.Image, np.ndarray], meta: DatasetMeta, device: Union[str, torch.device]) -> Tensor:
+    """An RGB image (PIL, or ``H x W x 3`` uint8) as a normalised ``1 x 3 x H x W`` float tensor on ``device``."""
+    pixels = np.asarray(as_rgb_image(image), dtype=np.float32) / 255.0
+    mean, std = (np.asarray(v, dtype=np.float32) for v in (meta.mean, meta.std))
+    tensor = torch.from_numpy((pixels - mean) / std).permute(2, 0, 1).unsqueeze(0)
+    return tensor.contiguous().to(device)
+
+
+def predict(model: nn.Module, image: Union[Image.Image, np.ndarray], meta: DatasetMeta,
+            device: Union[str, torch.device] = "cpu", **infer_options) -> Tuple[np.ndarray, np.ndarray]:
+    """Segment one RGB image (PIL, or ``H x W x 3`` uint8), normalised with ``meta.mean``/``meta.std``.
+
+    ``infer_options`` (``scales``, ``flip``, ``window``, ``overlap``) go to ``infer``; the model must already be
+    on ``device`` and in eval mode.
+    Returns:
+        ``(label, probabilities)``: the ``H x W`` argmax (uint8 for up to 256 classes, else int64) and the
+        ``C x H x W`` float32 probabilities, averaged (not summed) over the runs so that they add up to 1.
+    """
+    summed = infer(model, _to_input(image, meta, device), meta.num_classes, **infer_options)[0]
+    probabilities = (summed / summed.sum(dim=0, keepdim=True)).float().cpu().numpy()
+    label = probabilities.argmax(axis=0)
+    return label.astype(np.uint8 if meta.num_classes <= 256 else np.int64), probabilities
+
+
+def save_prediction(out_dir: Union[str, Path], stem: str, image: Union[Image.Image, np.ndarray], label: np.ndarray,
+                    probabilities: Optional[Union[np.ndarray, Tensor]] = None, *, meta: DatasetMeta) -> List[Path]:
+    """Write ``<stem>_mask.png`` (the label in ``meta``'s colours), ``<stem>_overlay.png`` (mask blended over the
+    image) and, given ``probabilities`` (``C x H x W``), ``<stem>_probs.npy`` in float16 (half the disk, ample
+    precision for probabilities). Creates ``out_dir``; returns the written paths in that order.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"{stem}_mask.png", out / f"{stem}_overlay.png"]
+    colorize(label, meta.palette, meta.ignore_index).save(written[0])
+    overlay(image, label, meta.palette, ignore_index=meta.ignore_index).save(written[1])
+    if probabilities is not None:
+        if isinstance(probabilities, Tensor):
+            probabilities = probabilities.detach().cpu().numpy()
+        if probabilities.ndim != 3 or probabilities.shape[1:] != np.asarray(label).shape:
+            raise DLAError(f"probabilities should be C x H x W for a {np.asarray(label).shape} label map, "
+                           f"got shape {probabilities.shape}")
+        written.append(out / f"{stem}_probs.npy")
+        np.save(written[2], probabilities.astype(np.float16))
+    return written
