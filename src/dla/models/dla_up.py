@@ -111,6 +111,7 @@ class DLASeg(nn.Module):
         if pretrained_backbone:
             load_pretrained(backbone, pretrained_backbone)
         self.num_classes = num_classes
+        self.block_name = backbone.block_name
         self.down_ratio = down_ratio
         self.first_level = down_ratio.bit_length() - 1
         self.pretrained_cfg = PretrainedCfg(
