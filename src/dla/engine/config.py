@@ -1,0 +1,328 @@
+"""The training configuration: its schema with defaults, loading (YAML + ``--set`` overrides) and checks.
+
+The schema is the dataclasses below; each field's type hint is what a value must be and its default is
+what a config file may leave out. ``load_config`` returns a plain nested ``dict`` (what the trainer reads,
+what ``config.yaml`` in a run directory holds, what a checkpoint stores), never the dataclasses themselves:
+they only describe the shape. Every key is documented in ``configs/README.md``.
+
+Design choices:
+
+- Strict: an unknown key, in a file or an override, is an error that suggests the nearest valid key
+  (a typo such as ``optim.lrr`` would otherwise silently train with the default).
+- Types come from the hints; an integer is accepted where a number is expected (``lr: 1``), but
+  nothing is converted from text (YAML reads ``1e-4`` as a string: write ``1.0e-4``).
+- A file may start from another: ``base: camvid_dla34_2s.yaml`` (relative to the file) loads that one
+  first, so a variant of a recipe states only what differs.
+- Paths are resolved once, here, against the current directory, so that the ``config.yaml`` saved in
+  the run directory says exactly which data and folder were used.
+"""
+
+import difflib
+import os
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from ..errors import DLAError
+
+DATA_ROOT_VARIABLE = "DLA_DATA_ROOT"
+ROOTLESS_DATASETS = ("synthetic",)  # datasets generated in memory, which take no root folder
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dla34up"  # a registered segmentation model (`dla models`)
+    down_ratio: Literal[2, 4, 8, 16] = 2  # output stride of the up-sampling head: "2s" or "8s" in the paper
+    pretrained_backbone: Union[bool, str, None] = None  # ImageNet weights for the backbone: true, a path or a URL
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # camvid, cityscapes, voc, listfile, folder, synthetic
+    root: Optional[str] = None  # null: $DLA_DATA_ROOT/<dataset>; relative paths: from the current directory
+    train_split: str = "train"
+    val_split: str = "val"
+    options: Dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset
+    crop_size: List[int] = field(default_factory=lambda: [360, 480])  # [height, width] of training crops
+    scale: List[float] = field(default_factory=lambda: [0.5, 2.0])  # random rescaling range [low, high]
+    rotation: float = 10.0  # random rotation within +-degrees
+    flip: bool = True  # random horizontal flip
+    color_jitter: float = 0.0  # strength of random brightness/contrast/saturation changes; 0 is off
+    batch_size: int = 8
+    workers: int = 2  # DataLoader worker processes; 0 loads in the training process
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1.0e-4
+    schedule: Literal["step", "poly"] = "step"
+    step_epochs: List[int] = field(default_factory=lambda: [800])  # step: multiply lr by gamma at these epochs
+    gamma: float = 0.1
+    power: float = 0.9  # poly: lr * (1 - iteration / total) ** power
+    epochs: int = 1000
+    max_iterations: Optional[int] = None  # stop (and end the schedules) after this many iterations
+    class_weights: Optional[List[float]] = None  # one loss weight per class
+    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
+    grad_clip: Optional[float] = None  # clip the gradient norm to this value
+
+
+@dataclass
+class EvalConfig:
+    every_epochs: int = 10  # and always after the last epoch
+    scales: List[float] = field(default_factory=lambda: [1.0])  # image scales whose predictions are summed
+    flip: bool = False  # also sum the prediction of the mirrored image
+    window: Optional[List[int]] = None  # [height, width] of sliding-window tiles; null: whole images
+
+
+@dataclass
+class LogConfig:
+    every_iterations: int = 20
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    task: Literal["segmentation"] = "segmentation"
+    seed: int = 0
+    deterministic: bool = False  # deterministic algorithms (slower on CUDA)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out_dir: Optional[str] = None  # null: runs/<config file name>, or runs/<model name> without a file
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """The defaults, updated by the YAML file at ``path`` (if any), then by ``overrides``, then checked.
+
+    Args:
+        path: a YAML file holding any subset of the schema (read with ``yaml.safe_load``), and optionally
+            ``base: <another file>`` whose settings it starts from.
+        overrides: ``"key.sub=value"`` strings (the command line's ``--set``); the value is read as YAML,
+            so ``optim.lr=0.02`` is a number, ``eval.scales=[0.5,1.0]`` a list, ``model.pretrained_backbone=null`` None.
+
+    Returns:
+        the full configuration as a nested dict of plain values, with ``out_dir`` and ``data.root`` resolved.
+    """
+    cfg = asdict(Config())
+    if path is not None:
+        for file, settings in _read_with_bases(Path(path)):
+            _merge(cfg, settings, Config, prefix="", source=str(file))
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise DLAError(f"override {text!r} is not key=value (e.g. --set optim.lr=0.02)")
+        try:
+            nested = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise DLAError(f"override {text!r}: the value is not valid YAML: {e}") from None
+        for part in reversed(key.strip().split(".")):
+            nested = {part: nested}
+        _merge(cfg, nested, Config, prefix="", source=f"--set {text}")
+    _check_values(cfg)
+    if cfg["out_dir"] is None:
+        cfg["out_dir"] = str(Path("runs") / (Path(path).stem if path is not None else cfg["model"]["name"]))
+    cfg["out_dir"] = str(Path(cfg["out_dir"]).expanduser().resolve())
+    cfg["data"]["root"] = resolve_data_root(cfg["data"]["dataset"], cfg["data"]["root"])
+    return cfg
+
+
+def dump_config(cfg: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
+    """Write ``cfg`` as YAML, in schema order; ``load_config`` reads it back unchanged."""
+    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def resolve_data_root(dataset: str, root: Optional[str]) -> Optional[str]:
+    """The absolute data folder of ``dataset``: ``root`` (relative to the current directory), or
+    ``$DLA_DATA_ROOT/<dataset>`` when ``root`` is None; None for datasets that need no files."""
+    if root is None:
+        if dataset in ROOTLESS_DATASETS:
+            return None
+        base = os.environ.get(DATA_ROOT_VARIABLE)
+        if not base:
+            raise DLAError(
+                f"data.root is not set for dataset {dataset!r} and ${DATA_ROOT_VARIABLE} is not set either; "
+                f"set data.root (e.g. --set data.root=/data/{dataset}) or export {DATA_ROOT_VARIABLE}=<folder holding {dataset}/>"
+            )
+        root = os.path.join(base, dataset)
+    return str(Path(root).expanduser().resolve())
+
+
+def config_keys(schema: type = Config, prefix: str = "") -> List[str]:
+    """Every leaf key of the schema, dotted (``optim.lr``), in schema order."""
+    keys = []
+    for f in fields(schema):
+        hint = get_type_hints(schema)[f.name]
+        keys += config_keys(hint, f"{prefix}{f.name}.") if is_dataclass(hint) else [prefix + f.name]
+    return keys
+
+
+def config_differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List[str]:
+    """Dotted keys whose values differ between two configs (free-form mappings compare as a whole)."""
+    keys = []
+    for key in a.keys() | b.keys():
+        x, y = a.get(key), b.get(key)
+        name = prefix + key
+        if isinstance(x, dict) and isinstance(y, dict) and name not in ("model.kwargs", "data.options"):
+            keys += config_differences(x, y, name + ".")
+        elif x != y:
+            keys.append(name)
+    return sorted(keys)
+
+
+# --- merging and checking -------------------------------------------------------------------------------
+
+
+def _read_with_bases(path: Path, children: Sequence[Path] = ()) -> List[Tuple[Path, Dict[str, Any]]]:
+    """``(file, settings)`` of ``path`` and the files it is based on, the most basic first."""
+    settings = _read_yaml(path)
+    base = settings.pop("base", None)
+    if base is None:
+        return [(path, settings)]
+    if not isinstance(base, str):
+        raise DLAError(f"{path}: base must be the path of another config file, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in [p.resolve() for p in (path, *children)]:
+        raise DLAError(f"{path}: base {base} leads back to {path} (a cycle)")
+    return _read_with_bases(base_path, (path, *children)) + [(path, settings)]
+
+
+def _read_yaml(path: Path) -> Dict[str, Any]:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise DLAError(f"config file {path} not found") from None
+    except yaml.YAMLError as e:
+        raise DLAError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DLAError(f"config file {path} must hold a mapping of keys (task:, model:, data:, ...), not a {type(data).__name__}")
+    return data
+
+
+def _merge(cfg: Dict[str, Any], update: Dict[str, Any], schema: type, prefix: str, source: str) -> None:
+    """Write ``update`` into ``cfg`` key by key, checking each key against ``schema`` and each value against its hint."""
+    hints = get_type_hints(schema)
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            raise DLAError(f"{source}: unknown config key {name!r}{_suggestion(name)}")
+        hint = hints[key]
+        if is_dataclass(hint):
+            value = {} if value is None else value  # a section whose keys are all commented out
+            if not isinstance(value, dict):
+                raise DLAError(f"{source}: {name} must be a mapping of keys ({', '.join(get_type_hints(hint))}), got {value!r}")
+            _merge(cfg[key], value, hint, prefix=name + ".", source=source)
+        elif get_origin(hint) is dict and isinstance(value, dict):
+            cfg[key] = {**cfg[key], **value}  # free-form keyword arguments: merged, not checked
+        else:
+            cfg[key] = _checked(value, hint, name, source)
+
+
+def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
+    """``value`` if it conforms to ``hint`` (an int where a float is expected becomes a float); a DLAError otherwise."""
+    converted = _conform(value, hint)
+    if converted is _MISMATCH:
+        advice = " (YAML reads 1e-4 as text: write 1.0e-4)" if isinstance(value, str) and _is_number(value) else ""
+        raise DLAError(f"{source}: {name} must be {_describe(hint)}, got {value!r}{advice}")
+    return converted
+
+
+_MISMATCH = object()
+
+
+def _conform(value: Any, hint: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return value
+    if origin is Union:  # Optional[X] is Union[X, None]
+        for option in args:
+            converted = _conform(value, option)
+            if converted is not _MISMATCH:
+                return converted
+        return _MISMATCH
+    if origin is Literal:
+        return value if any(value == a and type(value) is type(a) for a in args) else _MISMATCH
+    if origin is list:
+        if not isinstance(value, list):
+            return _MISMATCH
+        items = [_conform(v, args[0]) for v in value]
+        return _MISMATCH if any(v is _MISMATCH for v in items) else items
+    if origin is dict:
+        return value if isinstance(value, dict) else _MISMATCH
+    if hint is type(None):
+        return value if value is None else _MISMATCH
+    if isinstance(value, bool) and hint is not bool:
+        return _MISMATCH  # YAML's true/false are not numbers here
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value if isinstance(value, hint) else _MISMATCH
+
+
+def _describe(hint: Any) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Union:
+        return " or ".join(_describe(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    return names.get(hint, "a mapping")
+
+
+def _suggestion(name: str) -> str:
+    keys = config_keys()
+    sections = sorted({k.split(".")[0] for k in keys})
+    close = difflib.get_close_matches(name, keys + sections, n=1, cutoff=0.6)
+    if not close:  # a right key in the wrong section: `lr` for `optim.lr`
+        leaf = name.rsplit(".", 1)[-1]
+        close = [k for k in keys if k.rsplit(".", 1)[-1] == leaf][:1]
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(keys)}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_values(cfg: Dict[str, Any]) -> None:
+    """Checks beyond types: sizes, ranges, lengths."""
+    data, optim = cfg["data"], cfg["optim"]
+    problems = []
+    for name, value in [
+        ("data.batch_size", data["batch_size"]),
+        ("optim.epochs", optim["epochs"]),
+        ("eval.every_epochs", cfg["eval"]["every_epochs"]),
+        ("log.every_iterations", cfg["log"]["every_iterations"]),
+        ("optim.max_iterations", optim["max_iterations"] or 1),
+    ]:
+        if value < 1:
+            problems.append(f"{name} must be at least 1, got {value}")
+    if data["workers"] < 0:
+        problems.append(f"data.workers must be 0 or more, got {data['workers']}")
+    if len(data["crop_size"]) != 2 or min(data["crop_size"]) < 1:
+        problems.append(f"data.crop_size must be [height, width] of positive sizes, got {data['crop_size']}")
+    if len(data["scale"]) != 2 or not 0 < data["scale"][0] <= data["scale"][1]:
+        problems.append(f"data.scale must be [low, high] with 0 < low <= high, got {data['scale']}")
+    if optim["lr"] <= 0:
+        problems.append(f"optim.lr must be positive, got {optim['lr']}")
+    if not cfg["eval"]["scales"] or min(cfg["eval"]["scales"]) <= 0:
+        problems.append(f"eval.scales must be a non-empty list of positive scales, got {cfg['eval']['scales']}")
+    window = cfg["eval"]["window"]
+    if window is not None and (len(window) != 2 or min(window) < 1):
+        problems.append(f"eval.window must be null or [height, width], got {window}")
+    if problems:
+        raise DLAError("invalid config: " + "; ".join(problems))

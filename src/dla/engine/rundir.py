@@ -1,0 +1,163 @@
+"""The run directory and the metrics logger.
+
+One training run owns one folder (``out_dir``)::
+
+    config.yaml               the resolved config; `load_config` reads it back
+    code_version              `git describe --always --dirty` of the code, or the package version
+    metrics.jsonl             one JSON record per log event (training loss and lr, validation scores)
+    metrics.csv               the same records as a table, one column per key
+    events.out.tfevents.*     TensorBoard scalars (with log.tensorboard)
+    checkpoints/last.pt       after every epoch, and on Ctrl-C
+    checkpoints/best.pt       the checkpoint with the best validation mIoU
+    eval/epoch_<n>.json       full validation metrics (per-class IoU, accuracies) after epoch n
+    plots/                    figures drawn from the run by other tools
+
+The logs always describe the run that produced ``last.pt``: when a run resumes from iteration ``i``,
+records after ``i`` (written after that checkpoint, by a run that then crashed) are dropped, and
+TensorBoard is told to purge its events after ``i``.
+"""
+
+import csv
+import json
+import math
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..errors import DLAError
+from .config import dump_config
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of a run directory (nothing is created until ``create``)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "checkpoints" / "best.pt"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def resume_from(self, resume: bool) -> Optional[Path]:
+        """The checkpoint to continue from: ``last.pt`` when resuming, None for a new run.
+
+        A folder that holds a run (a ``config.yaml`` or a checkpoint) is only reused with ``resume``;
+        resuming a run that stopped before its first checkpoint starts it again from iteration 0.
+        """
+        holds_run = self.config.exists() or self.last.exists()
+        if holds_run and not resume:
+            raise DLAError(
+                f"out_dir {self.root} already holds a run; pass --resume to continue it, "
+                "or choose a new out_dir (--set out_dir=...)"
+            )
+        if resume and not holds_run:
+            raise DLAError(f"nothing to resume in {self.root} (no config.yaml or checkpoints/last.pt); drop --resume to start a new run")
+        return self.last if resume and self.last.exists() else None
+
+    def create(self, cfg: Dict[str, Any]) -> None:
+        """Make the folders and write ``config.yaml`` and ``code_version``."""
+        for folder in (self.root, self.last.parent, self.eval, self.plots):
+            folder.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, self.config)
+        (self.root / "code_version").write_text(code_version() + "\n")
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout holding this package, else ``dla.__version__``."""
+    from .. import __version__
+
+    package = Path(__file__).resolve().parents[1]
+    try:
+        # only when the package's own files are tracked: an installed copy may sit inside some other repository
+        subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=package, check=True, capture_output=True, timeout=10)
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=package, check=True, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return described.stdout.strip() or __version__
+
+
+class MetricsLogger:
+    """Appends records to ``metrics.jsonl`` and ``metrics.csv`` and, optionally, TensorBoard scalars.
+
+    A record is a flat dict with an ``iteration`` (the x axis everywhere) and usually an ``epoch``, e.g.
+    ``{"epoch": 3, "iteration": 120, "loss": 0.41, "lr": 0.01}`` or ``{"epoch": 10, "iteration": 400,
+    "val_miou": 0.52}``. The CSV has one column per key ever logged; when a record brings a new key,
+    the file is rewritten once with the wider header.
+
+    Args:
+        root: the run directory.
+        tensorboard: also write ``events.*`` files for TensorBoard.
+        start_iteration: the iteration the run (re)starts from; records after it are dropped.
+    """
+
+    def __init__(self, root: Path, tensorboard: bool, start_iteration: int = 0) -> None:
+        self.jsonl = root / "metrics.jsonl"
+        self.csv = root / "metrics.csv"
+        self.records = [r for r in _read_jsonl(self.jsonl) if r.get("iteration", 0) <= start_iteration]
+        self.columns: List[str] = []
+        self._rewrite()
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imported here: slow, and only needed here
+
+            self.writer = SummaryWriter(str(root), purge_step=start_iteration + 1)
+
+    def log(self, record: Dict[str, Any]) -> None:
+        """Append one record everywhere."""
+        self.records.append(record)
+        with self.jsonl.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if set(record) - set(self.columns):
+            self._rewrite()
+        else:
+            with self.csv.open("a", newline="") as f:
+                csv.DictWriter(f, self.columns).writerow(record)
+        if self.writer is not None:
+            for key, value in record.items():
+                if key not in ("epoch", "iteration") and isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(key, value, record["iteration"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def _rewrite(self) -> None:
+        """Write both files from ``self.records`` (at start, and when the CSV needs a new column)."""
+        self.columns = list(dict.fromkeys(key for record in self.records for key in record))
+        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+        with self.csv.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns)
+            writer.writeheader()
+            writer.writerows(self.records)
+
+
+def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut short by a crash ends the readable history
+    return records
