@@ -1,4 +1,4 @@
-# Two commands: `make demo` (the main job) and `make test`. Each creates .venv on first use.
+# Two commands: `make demo` (the main job: `dla demo`) and `make test`. Each creates .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 .PHONY: demo test clean
 
 demo: $(VENV)/.installed
-	$(BIN)/dla models
+	$(BIN)/dla demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

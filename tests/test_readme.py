@@ -17,3 +17,4 @@ def test_readme_python_blocks_run():
     assert tuple(namespace["features"].shape) == (2, 256)
     assert tuple(namespace["y"].shape) == (2, 128, 28, 28)
     assert tuple(namespace["z"].shape) == (2, 256, 14, 14)
+    assert tuple(namespace["masks"].shape) == (1, 360, 480)

@@ -7,7 +7,13 @@ from typing import List, Optional
 import torch
 
 from .complexity import count_macs, count_params
+from .data.cityscapes import prepare_cityscapes
+from .engine.config import load_config
+from .engine.demo import run_demo
+from .engine.predict import predict_files
+from .engine.trainer import evaluate_checkpoint, train
 from .errors import DLAError
+from .metrics.segmentation import format_table
 from .models import create_model, list_models
 
 
@@ -32,6 +38,38 @@ def cmd_models(args: argparse.Namespace) -> None:
     print(_table(header, rows, args.format))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train from a YAML config (``configs/``), with ``--set key=value`` overrides."""
+    train(load_config(args.config, args.set), resume=args.resume)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    """Score a checkpoint on a dataset split; print the per-class table, write JSON with ``--output``."""
+    result = evaluate_checkpoint(
+        args.checkpoint, args.dataset, args.split, args.scales, args.flip, args.window,
+        root=args.root, device=args.device, output=args.output,
+    )
+    print(format_table(result, result["classes"]))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Write colour masks and overlays (and probabilities) of images."""
+    written = predict_files(
+        args.checkpoint, args.images, args.out, args.scales, args.flip, args.window, args.probs, args.device
+    )
+    print(f"wrote {len(written)} files to {args.out}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Train and evaluate a compact model on synthetic shapes; draw predictions and curves."""
+    run_demo(args.out, args.set)
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    """Convert a dataset's labels once, ahead of training (Cityscapes: labelIds to train ids)."""
+    print(f"wrote {prepare_cityscapes(args.root)} train-id label files under {args.root}")
+
+
 def _table(header: List[str], rows: List[List[str]], fmt: str) -> str:
     if fmt == "markdown":
         lines = [header, ["---"] * len(header)] + rows
@@ -49,7 +87,53 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--input-size", type=int, default=224, help="square input side for multiply-adds")
     models.add_argument("--format", choices=("text", "markdown"), default="text")
     models.set_defaults(func=cmd_models)
+
+    train_ = commands.add_parser("train", help="train a model from a YAML config")
+    train_.add_argument("config", help="a YAML file, e.g. configs/camvid_dla34_2s.yaml")
+    _add_overrides(train_)
+    train_.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
+    train_.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU, per-class IoU, accuracies")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--dataset", help="dataset name (default: the one the checkpoint was trained on)")
+    evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--output", help="write the scores as JSON here")
+    _add_inference_options(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
+
+    predict = commands.add_parser("predict", help="colour masks and overlays of images")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--probs", action="store_true", help="also write class probabilities (.npy, float16)")
+    _add_inference_options(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    demo = commands.add_parser("demo", help="train and evaluate a compact model on synthetic shapes (CPU, minutes)")
+    demo.add_argument("--out", default="runs/demo", help="run directory (a finished demo is not retrained)")
+    _add_overrides(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    prepare = commands.add_parser("prepare", help="convert Cityscapes labelIds to train ids once")
+    prepare.add_argument("dataset", choices=("cityscapes",))
+    prepare.add_argument("root", help="the dataset folder (with gtFine/)")
+    prepare.set_defaults(func=cmd_prepare)
     return parser
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.02"
+    )
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="e.g. 0.5 0.75 1 1.25 1.5 (summed)")
+    parser.add_argument("--flip", action="store_true", help="also predict the mirrored image")
+    parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="sliding-window inference")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -59,4 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except DLAError as e:
         print(f"dla: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("dla: interrupted", file=sys.stderr)
+        return 130
     return 0
