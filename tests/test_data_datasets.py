@@ -380,7 +380,7 @@ def test_empty_split(camvid_root):
 
 
 def test_image_without_label(camvid_root):
-    orphan = save(camvid_root / "train" / "orphan_0042.png", random_rgb(9))
+    save(camvid_root / "train" / "orphan_0042.png", random_rgb(9))
     with pytest.raises(DLAError, match="orphan_0042.png"):
         CamVid(camvid_root, "train")
 

@@ -122,7 +122,7 @@ def test_ida_up_is_fig4():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(down_ratio=3), dict(decoder="fpn"), dict(output_stride=16), dict(backbone="nope")],
+    [dict(down_ratio=3), dict(decoder="fpn"), dict(output_stride=16), dict(backbone="nope"), dict(backbone="dla34up")],
 )
 def test_invalid_arguments_raise_dla_error(kwargs):
     with pytest.raises(dla.DLAError):

@@ -145,7 +145,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
     splits: Optional[Sequence[str]] = None  # accepted split names; None: any name
     needs_root: bool = True
 
-    def __init__(self, root: Optional[PathLike], split: str, transform: Optional[Transform] = None) -> None:
+    def __init__(self, root: Optional[PathLike], split: str = "train", transform: Optional[Transform] = None) -> None:
         super().__init__()
         self.split = split
         self.transform = transform

@@ -6,11 +6,11 @@ CamVid results, Tables 5 and 8).
 """
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 
-from .base import PathLike, SegmentationDataset, Transform, list_images, pair_files, require_dir
+from .base import SegmentationDataset, list_images, pair_files, require_dir
 from .meta import DatasetMeta
 
 CAMVID_CLASSES = (
@@ -33,9 +33,6 @@ class CamVid(SegmentationDataset):
     """
 
     splits = ("train", "val", "test")
-
-    def __init__(self, root: PathLike, split: str = "train", transform: Optional[Transform] = None) -> None:
-        super().__init__(root, split, transform)
 
     def load_meta(self) -> DatasetMeta:
         return CAMVID_META

@@ -8,14 +8,14 @@ no relabelling, and the same result.
 """
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 from PIL import Image
 
 from ..constants import IGNORE_INDEX
 from ..errors import DLAError
-from .base import PathLike, SegmentationDataset, Transform, load_label, lookup_table, pair_files, require_dir
+from .base import PathLike, SegmentationDataset, load_label, lookup_table, pair_files, require_dir
 from .meta import DatasetMeta
 
 CITYSCAPES_CLASSES = (
@@ -83,9 +83,6 @@ class Cityscapes(SegmentationDataset):
     """
 
     splits = ("train", "val", "test")
-
-    def __init__(self, root: PathLike, split: str = "train", transform: Optional[Transform] = None) -> None:
-        super().__init__(root, split, transform)
 
     def load_meta(self) -> DatasetMeta:
         return CITYSCAPES_META

@@ -108,6 +108,8 @@ class DLASeg(nn.Module):
             raise DLAError("segmentation models recover resolution with IDA-up: the backbone's output_stride stays 32")
         if isinstance(backbone, str):
             backbone = model_entrypoint(backbone)(in_chans=in_chans)
+        if not isinstance(backbone, DLA):
+            raise DLAError(f"the backbone must be a DLA classification network (e.g. 'dla34'), got {type(backbone).__name__}")
         if pretrained_backbone:
             load_pretrained(backbone, pretrained_backbone)
         self.num_classes = num_classes
