@@ -28,8 +28,8 @@ class AggregationNode(nn.Module):
 
     ``N(x_1, ..., x_n) = relu(BatchNorm(sum_i W_i x_i + b) [+ x_n])``: one convolution over the
     concatenated inputs (in the order given), BatchNorm and ReLU; Eq. 4's ``x_n``, the deepest input, is
-    ``inputs[0]`` here (HDA passes its inputs deepest first, see the module docstring). ``sum_i W_i x_i`` is a convolution of the concatenation, and
-    ``b`` is folded into BatchNorm's shift. Sec. 3.3: nodes are 1x1 in classification and 3x3 in
+    ``inputs[0]`` here (HDA passes its inputs deepest first, see the module docstring). ``sum_i W_i x_i``
+    is a convolution of the concatenation, and ``b`` is folded into BatchNorm's shift. Sec. 3.3: nodes are 1x1 in classification and 3x3 in
     segmentation; the residual helps hierarchies of depth 4 or more (App. A: networks over 100 layers).
 
     Shapes: inputs ``(N, C_i, H, W)``, all the same ``H, W``; output ``(N, out_channels, H, W)``.

@@ -11,13 +11,14 @@ from typing import Any, Dict, Sequence
 import torch
 
 from ..configs import DEMO_CONFIG
+from ..data import build_dataset
 from ..data.base import SegmentationDataset
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..tasks.segmentation import plot_curves, predict, save_prediction
 from .checkpoint import model_from_checkpoint
 from .config import load_config
 from .rundir import RunDir
-from .trainer import build_datasets, train
+from .trainer import train
 
 PREDICTIONS = 4  # validation images drawn
 
@@ -29,7 +30,8 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[
     scores = train(cfg, resume=run.config.exists())
 
     model, meta = model_from_checkpoint(run.last)
-    _, val_set = build_datasets(cfg)
+    data = cfg["data"]
+    val_set = build_dataset(data["dataset"], data["root"], data["val_split"], **data["options"])  # raw images
     for i in range(min(PREDICTIONS, len(val_set))):
         image, _ = val_set.read(i)
         label, _ = predict(model, image, meta)
