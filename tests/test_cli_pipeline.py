@@ -50,7 +50,7 @@ def test_eval_prints_the_table_and_writes_json(trained_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mIoU" in printed and "circle" in printed
     scores = json.loads(output.read_text())
-    assert scores["split"] == "val" and scores["flip"] is True and scores["scales"] == [0.75, 1.0]
+    assert scores["split"] == "val" and scores["eval"]["flip"] is True and scores["eval"]["scales"] == [0.75, 1.0]
     assert 0.0 <= scores["miou"] <= 1.0 and len(scores["iou"]) == 6
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dla.data.meta import DatasetMeta, default_palette
-from dla.engine import trainer
+from dla.engine import tasks
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from dla.engine.config import load_config
 from dla.engine.trainer import evaluate_checkpoint, train
@@ -90,14 +90,14 @@ def records(out_dir: Path) -> List[dict]:
 
 def calls_then(monkeypatch, after: int, effect):
     """Make the trainer's loss call ``effect(loss, logits)`` from its ``after + 1``-th call on."""
-    real, count = trainer.segmentation_loss, [0]
+    real, count = tasks.segmentation_loss, [0]
 
     def loss(logits, *args, **kwargs):
         count[0] += 1
         value = real(logits, *args, **kwargs)
         return effect(value, logits) if count[0] > after else value
 
-    monkeypatch.setattr(trainer, "segmentation_loss", loss)
+    monkeypatch.setattr(tasks, "segmentation_loss", loss)
 
 
 def test_two_iterations_write_a_complete_run_directory(tmp_path):
@@ -120,7 +120,7 @@ def test_two_iterations_write_a_complete_run_directory(tmp_path):
     assert evaluation["classes"] == list(Squares.meta.classes) and evaluation["miou"] == metrics["miou"]
 
     state = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert (state["iteration"], state["epoch"], state["best_miou"]) == (2, 0, metrics["miou"])
+    assert (state["iteration"], state["epoch"], state["best_score"]) == (2, 0, metrics["miou"])
     assert state["model_kwargs"] == {"num_classes": 3, "down_ratio": 2}
     assert {"optimizer", "scheduler", "rng", "config", "code_version", "task"} <= state.keys()
     assert (out / "checkpoints" / "best.pt").is_file()
@@ -233,7 +233,7 @@ def test_synthetic_data_from_the_config_and_evaluate_checkpoint(tmp_path):
     train(cfg)
     checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
     result = evaluate_checkpoint(str(checkpoint), workers=0, flip=True, output=str(tmp_path / "scores.json"))
-    assert result["dataset"] == "synthetic" and result["split"] == "val" and result["flip"] is True
+    assert result["dataset"] == "synthetic" and result["split"] == "val" and result["eval"]["flip"] is True
     assert 0.0 <= result["miou"] <= 1.0 and len(result["iou"]) == len(result["classes"])
     saved = json.loads((tmp_path / "scores.json").read_text())
     assert saved["miou"] == result["miou"]

@@ -40,3 +40,13 @@ def test_plot_curves_reports_bad_lines_and_missing_files(tmp_path):
         plot_curves(log, tmp_path / "c.png")
     with pytest.raises(DLAError, match="not found"):
         plot_curves(tmp_path / "absent.jsonl", tmp_path / "c.png")
+
+
+def test_plot_curves_of_another_score(tmp_path):
+    records = [{"epoch": e, "val_top1": 0.2 * e, "val_miou": 0.0} for e in (1, 2, 3)]
+    out = plot_curves(write_log(tmp_path / "m.jsonl", records), tmp_path / "c.png", score="top1")
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    line_colour = (pixels == (31, 119, 180)).all(axis=2)
+    rows = np.nonzero(line_colour[:, pixels.shape[1] // 2:].any(axis=1))[0]
+    assert rows.max() - rows.min() > 100  # a rising top-1 curve, not the flat mIoU one

@@ -2,7 +2,7 @@
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -11,9 +11,9 @@ from .data.cityscapes import prepare_cityscapes
 from .engine.config import load_config
 from .engine.demo import run_demo
 from .engine.predict import predict_files
+from .engine.tasks import get_task
 from .engine.trainer import evaluate_checkpoint, train
 from .errors import DLAError
-from .metrics.segmentation import format_table
 from .models import create_model, list_models
 
 
@@ -46,16 +46,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     """Score a checkpoint on a dataset split; print the per-class table, write JSON with ``--output``."""
     result = evaluate_checkpoint(
-        args.checkpoint, args.dataset, args.split, args.scales, args.flip, args.window,
-        root=args.root, device=args.device, output=args.output,
+        args.checkpoint, args.dataset, args.split, root=args.root, device=args.device, output=args.output,
+        **_inference_settings(args),
     )
-    print(format_table(result, result["classes"]))
+    print(get_task(result["task"]).table(result, result["classes"]))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Write colour masks and overlays (and probabilities) of images."""
+    """Write colour masks and overlays (and probabilities) of images, or their most probable classes."""
     written = predict_files(
-        args.checkpoint, args.images, args.out, args.scales, args.flip, args.window, args.probs, args.device
+        args.checkpoint, args.images, args.out, args.probs, args.device, args.top_k, **_inference_settings(args)
     )
     print(f"wrote {len(written)} files to {args.out}")
 
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
     train_.set_defaults(func=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU, per-class IoU, accuracies")
+    evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU and per-class IoU, or top-1/top-5 accuracy")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--dataset", help="dataset name (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
@@ -103,11 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
-    predict = commands.add_parser("predict", help="colour masks and overlays of images")
+    predict = commands.add_parser("predict", help="colour masks and overlays of images, or their classes")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--checkpoint", required=True)
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--probs", action="store_true", help="also write class probabilities (.npy, float16)")
+    predict.add_argument("--probs", action="store_true", help="segmentation: also write probabilities (.npy, float16)")
+    predict.add_argument("--top-k", type=int, default=5, help="classification: how many classes to list per image")
     _add_inference_options(predict)
     predict.set_defaults(func=cmd_predict)
 
@@ -130,10 +131,18 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="e.g. 0.5 0.75 1 1.25 1.5 (summed)")
-    parser.add_argument("--flip", action="store_true", help="also predict the mirrored image")
-    parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="sliding-window inference")
+    """Test-time options; each one not given keeps the run's own ``eval`` setting."""
+    parser.add_argument("--scales", type=float, nargs="+", help="segmentation: e.g. 0.5 0.75 1 1.25 1.5 (summed)")
+    parser.add_argument("--flip", action="store_true", default=None, help="segmentation: also predict the mirrored image")
+    parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="segmentation: sliding-window inference")
+    parser.add_argument("--ten-crop", action="store_true", default=None, help="classification: average 10 crops")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _inference_settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """The ``eval`` keys given on the command line (``--scales`` ... ``--ten-crop``)."""
+    given = {"scales": args.scales, "flip": args.flip, "window": args.window, "ten_crop": args.ten_crop}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

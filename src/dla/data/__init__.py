@@ -1,19 +1,26 @@
-"""Datasets, joint transforms and synthetic data for dense prediction.
+"""Datasets, joint transforms and synthetic data for dense prediction and image classification.
 
-Datasets (one per on-disk layout, all :class:`SegmentationDataset`) give ``(RGB PIL image, int64 (H, W)
-label)`` pairs, or what their ``transform`` makes of them (:func:`train_transforms` /
-:func:`eval_transforms`: ``float32 (3, H, W)`` and ``int64 (H, W)`` tensors). :func:`build_dataset`
-makes one by name, for configuration files and the command line.
+Segmentation datasets (one per on-disk layout, all :class:`SegmentationDataset`) give ``(RGB PIL image,
+int64 (H, W) label)`` pairs, or what their ``transform`` makes of them (:func:`train_transforms` /
+:func:`eval_transforms`: ``float32 (3, H, W)`` and ``int64 (H, W)`` tensors). Classification datasets
+(all :class:`ClassificationDataset`: :class:`ImageFolder` and the fine-grained :class:`CUB200`,
+:class:`StanfordCars`, :class:`FGVCAircraft`, :class:`Food101`) give ``(RGB PIL image, int label)``
+pairs, their ``transform`` applied to the image alone (:func:`classification_train_transforms` /
+:func:`classification_eval_transforms`: ``float32 (3, h, w)``, or ``(10, 3, h, w)`` for 10 crops). Each kind says which it is in ``task``.
+:func:`build_dataset` makes any of them by name, for configuration files and the command line.
 """
 
 import inspect
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Type, Union
 
 from ..errors import DLAError
 from .base import IMAGE_EXTENSIONS, SegmentationDataset, load_image, load_label
 from .camvid import CAMVID_META, CamVid
+from .classification_transforms import classification_eval_transforms, classification_train_transforms
 from .cityscapes import CITYSCAPES_META, Cityscapes, label_ids_to_train_ids, prepare_cityscapes
+from .finegrained import CUB200, FGVCAircraft, Food101, StanfordCars
 from .folder import FolderDataset
+from .imagefolder import ClassificationDataset, ImageFolder
 from .listfile import ListFileDataset
 from .meta import DatasetMeta, default_palette
 from .synthetic import SYNTHETIC_META, SyntheticShapes, generate_shapes
@@ -30,13 +37,20 @@ from .transforms import (
 )
 from .voc import VOC_META, VOCSegmentation
 
-DATASETS: Dict[str, Type[SegmentationDataset]] = {
+Dataset = Union[SegmentationDataset, ClassificationDataset]
+
+DATASETS: Dict[str, Type[Dataset]] = {
     "camvid": CamVid,
     "cityscapes": Cityscapes,
     "voc": VOCSegmentation,
     "listfile": ListFileDataset,
     "folder": FolderDataset,
     "synthetic": SyntheticShapes,
+    "imagefolder": ImageFolder,
+    "cub200": CUB200,
+    "stanford_cars": StanfordCars,
+    "fgvc_aircraft": FGVCAircraft,
+    "food101": Food101,
 }
 
 
@@ -46,14 +60,14 @@ def dataset_options(name: str) -> Dict[str, inspect.Parameter]:
     return {k: p for k, p in parameters.items() if k not in ("self", "root", "split", "transform")}
 
 
-def _dataset_class(name: str) -> Type[SegmentationDataset]:
+def _dataset_class(name: str) -> Type[Dataset]:
     try:
         return DATASETS[name]
     except KeyError:
         raise DLAError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
 
 
-def build_dataset(name: str, root: Optional[str], split: str, transform=None, **options) -> SegmentationDataset:
+def build_dataset(name: str, root: Optional[str], split: str, transform=None, **options) -> Dataset:
     """Dataset ``name`` (a key of :data:`DATASETS`) on ``root``'s ``split``, with its layout ``options``.
 
     ``root`` may be ``None`` only for ``synthetic``. Unknown names and options raise :class:`DLAError`
@@ -79,22 +93,30 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SYNTHETIC_META",
     "VOC_META",
+    "CUB200",
     "CamVid",
     "Cityscapes",
+    "ClassificationDataset",
     "ColorJitter",
     "Compose",
     "DatasetMeta",
+    "FGVCAircraft",
     "FolderDataset",
+    "Food101",
+    "ImageFolder",
     "ListFileDataset",
     "RandomCrop",
     "RandomHorizontalFlip",
     "RandomRotate",
     "RandomScale",
     "SegmentationDataset",
+    "StanfordCars",
     "SyntheticShapes",
     "ToTensorNormalize",
     "VOCSegmentation",
     "build_dataset",
+    "classification_eval_transforms",
+    "classification_train_transforms",
     "dataset_options",
     "default_palette",
     "eval_transforms",

@@ -142,6 +142,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
     ``files`` (``list`` of ``(image_path, label_path)``). See the module docstring for the sample contract.
     """
 
+    task = "segmentation"  # what the samples are for (the trainer checks it against the config's task)
     splits: Optional[Sequence[str]] = None  # accepted split names; None: any name
     needs_root: bool = True
 

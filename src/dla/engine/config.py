@@ -30,11 +30,32 @@ from ..errors import DLAError
 DATA_ROOT_VARIABLE = "DLA_DATA_ROOT"
 ROOTLESS_DATASETS = ("synthetic",)  # datasets generated in memory, which take no root folder
 
+# What null means, per task, for the keys whose sensible value depends on the task; `load_config` writes
+# these values into the config, so that a run's config.yaml states what was used.
+TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "segmentation": {
+        "model.name": "dla34up", "model.down_ratio": 2, "data.crop_size": [360, 480], "data.scale": [0.5, 2.0],
+        "data.rotation": 10.0,
+    },
+    "classification": {
+        # Sec. 5.1: random-resized crops of 224 (area 8-100%, aspect 3/4-4/3); test on the centre 224 of 256
+        "model.name": "dla34", "data.crop_size": [224, 224], "data.scale": [0.08, 1.0], "data.ratio": [0.75, 4 / 3],
+        "data.resize": [256],
+    },
+}
+
+# Keys only one task reads. The other task refuses any value but the schema's default, rather than
+# silently ignoring a setting the user believes is in effect.
+TASK_KEYS: Dict[str, Tuple[str, ...]] = {
+    "segmentation": ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window"),
+    "classification": ("data.ratio", "data.lighting", "data.resize", "eval.ten_crop"),
+}
+
 
 @dataclass
 class ModelConfig:
-    name: str = "dla34up"  # a registered segmentation model (`dla models`)
-    down_ratio: Literal[2, 4, 8, 16] = 2  # output stride of the up-sampling head: "2s" or "8s" in the paper
+    name: Optional[str] = None  # a registered model (`dla models`); null: the task's default (TASK_DEFAULTS)
+    down_ratio: Optional[Literal[2, 4, 8, 16]] = None  # segmentation: the decoder's output stride ("2s", "8s")
     pretrained_backbone: Union[bool, str, None] = None  # ImageNet weights for the backbone: true, a path or a URL
     kwargs: Dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
 
@@ -46,11 +67,14 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     options: Dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset
-    crop_size: List[int] = field(default_factory=lambda: [360, 480])  # [height, width] of training crops
-    scale: List[float] = field(default_factory=lambda: [0.5, 2.0])  # random rescaling range [low, high]
-    rotation: float = 10.0  # random rotation within +-degrees
+    crop_size: Optional[List[int]] = None  # [height, width] of training crops; null: the task's default
+    scale: Optional[List[float]] = None  # segmentation: rescaling range; classification: crop area fraction
+    ratio: Optional[List[float]] = None  # classification: crop aspect-ratio range [low, high]
+    rotation: Optional[float] = None  # random rotation within +-degrees (segmentation only)
     flip: bool = True  # random horizontal flip
     color_jitter: float = 0.0  # strength of random brightness/contrast/saturation changes; 0 is off
+    lighting: float = 0.0  # classification: std of AlexNet's PCA lighting noise (0.1 in AlexNet); 0 is off
+    resize: Optional[List[int]] = None  # classification, evaluation: [shorter side] or [height, width] before the crop
     batch_size: int = 8
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
 
@@ -67,6 +91,7 @@ class OptimConfig:
     epochs: int = 1000
     max_iterations: Optional[int] = None  # stop (and end the schedules) after this many iterations
     class_weights: Optional[List[float]] = None  # one loss weight per class
+    backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
     grad_clip: Optional[float] = None  # clip the gradient norm to this value
 
@@ -77,6 +102,7 @@ class EvalConfig:
     scales: List[float] = field(default_factory=lambda: [1.0])  # image scales whose predictions are summed
     flip: bool = False  # also sum the prediction of the mirrored image
     window: Optional[List[int]] = None  # [height, width] of sliding-window tiles; null: whole images
+    ten_crop: bool = False  # classification: average the 10 crops (corners, centre, mirrored) of each image
 
 
 @dataclass
@@ -87,7 +113,7 @@ class LogConfig:
 
 @dataclass
 class Config:
-    task: Literal["segmentation"] = "segmentation"
+    task: Literal["segmentation", "classification"] = "segmentation"
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms (slower on CUDA)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -126,6 +152,8 @@ def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Dict[str,
         for part in reversed(key.strip().split(".")):
             nested = {part: nested}
         _merge(cfg, nested, Config, prefix="", source=f"--set {text}")
+    refuse_foreign_keys(cfg)
+    _fill_task_defaults(cfg)
     _check_values(cfg)
     if cfg["out_dir"] is None:
         cfg["out_dir"] = str(Path("runs") / (Path(path).stem if path is not None else cfg["model"]["name"]))
@@ -140,19 +168,21 @@ def dump_config(cfg: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
 
 
 def resolve_data_root(dataset: str, root: Optional[str]) -> Optional[str]:
-    """The absolute data folder of ``dataset``: ``root`` (relative to the current directory), or
-    ``$DLA_DATA_ROOT/<dataset>`` when ``root`` is None; None for datasets that need no files."""
+    """The absolute data folder of ``dataset``: ``root`` (relative to the current directory, environment
+    variables such as ``$DLA_DATA_ROOT`` expanded), or ``$DLA_DATA_ROOT/<dataset>`` when ``root`` is None;
+    None for datasets that need no files."""
     if root is None:
         if dataset in ROOTLESS_DATASETS:
             return None
-        base = os.environ.get(DATA_ROOT_VARIABLE)
-        if not base:
-            raise DLAError(
-                f"data.root is not set for dataset {dataset!r} and ${DATA_ROOT_VARIABLE} is not set either; "
-                f"set data.root (e.g. --set data.root=/data/{dataset}) or export {DATA_ROOT_VARIABLE}=<folder holding {dataset}/>"
-            )
-        root = os.path.join(base, dataset)
-    return str(Path(root).expanduser().resolve())
+        root = os.path.join(f"${DATA_ROOT_VARIABLE}", dataset)
+    expanded = os.path.expandvars(root)
+    if "$" in expanded:
+        raise DLAError(
+            f"data.root {root} names an environment variable that is not set; set it "
+            f"(e.g. export {DATA_ROOT_VARIABLE}=<folder holding {dataset}/>) or give data.root as a path "
+            f"(e.g. --set data.root=/data/{dataset})"
+        )
+    return str(Path(expanded).expanduser().resolve())
 
 
 def config_keys(schema: type = Config, prefix: str = "") -> List[str]:
@@ -298,6 +328,33 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def refuse_foreign_keys(cfg: Dict[str, Any]) -> None:
+    """Raise when ``cfg`` sets a key that only another task than ``cfg['task']`` reads (see ``TASK_KEYS``)."""
+    task, defaults = cfg["task"], asdict(Config())
+    foreign = [key for other, keys in TASK_KEYS.items() if other != task for key in keys]
+    wrong = [key for key in foreign if lookup(cfg, key) not in (None, lookup(defaults, key))]
+    if wrong:
+        raise DLAError(
+            f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to task: {task}; "
+            "remove them (configs/README.md says which task reads each key)"
+        )
+
+
+def lookup(cfg: Dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted key (``optim.lr``) of a nested config; None where a part is missing."""
+    for part in dotted.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def _fill_task_defaults(cfg: Dict[str, Any]) -> None:
+    """Replace this task's nulls by ``TASK_DEFAULTS``."""
+    for key, value in TASK_DEFAULTS[cfg["task"]].items():
+        section, leaf = key.split(".")
+        if cfg[section][leaf] is None:
+            cfg[section][leaf] = value
+
+
 def _check_values(cfg: Dict[str, Any]) -> None:
     """Checks beyond types: sizes, ranges, lengths."""
     data, optim = cfg["data"], cfg["optim"]
@@ -317,6 +374,17 @@ def _check_values(cfg: Dict[str, Any]) -> None:
         problems.append(f"data.crop_size must be [height, width] of positive sizes, got {data['crop_size']}")
     if len(data["scale"]) != 2 or not 0 < data["scale"][0] <= data["scale"][1]:
         problems.append(f"data.scale must be [low, high] with 0 < low <= high, got {data['scale']}")
+    if cfg["task"] == "classification":
+        if data["scale"][1] > 1:
+            problems.append(f"data.scale is the crop's fraction of the image area in classification: at most 1, got {data['scale']}")
+        if len(data["ratio"]) != 2 or not 0 < data["ratio"][0] <= data["ratio"][1]:
+            problems.append(f"data.ratio must be [low, high] with 0 < low <= high, got {data['ratio']}")
+        if len(data["resize"]) not in (1, 2) or min(data["resize"]) < 1:
+            problems.append(f"data.resize must be [shorter side] or [height, width], got {data['resize']}")
+    if data["lighting"] < 0 or data["color_jitter"] < 0:
+        problems.append("data.lighting and data.color_jitter must be 0 (off) or positive")
+    if optim["backbone_lr_factor"] < 0:
+        problems.append(f"optim.backbone_lr_factor must be 0 (frozen) or positive, got {optim['backbone_lr_factor']}")
     if optim["lr"] <= 0:
         problems.append(f"optim.lr must be positive, got {optim['lr']}")
     if not cfg["eval"]["scales"] or min(cfg["eval"]["scales"]) <= 0:

@@ -14,7 +14,7 @@ from ..configs import DEMO_CONFIG
 from ..data import build_dataset
 from ..data.base import SegmentationDataset
 from ..metrics.segmentation import ConfusionMatrix, format_table
-from ..tasks.segmentation import plot_curves, predict, save_prediction
+from ..tasks.segmentation import predict, save_prediction
 from .checkpoint import model_from_checkpoint
 from .config import load_config
 from .rundir import RunDir
@@ -36,7 +36,6 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[
         image, _ = val_set.read(i)
         label, _ = predict(model, image, meta)
         save_prediction(run.root / "predictions", f"val_{i:03d}", image, label, meta=meta)
-    plot_curves(run.root / "metrics.jsonl", run.plots / "curves.png")
 
     print(format_table(scores, meta.classes))
     print(f"baseline, every pixel the most frequent class: mIoU {majority_baseline(val_set)['miou']:.4f}")

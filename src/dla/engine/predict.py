@@ -1,41 +1,77 @@
-"""Prediction on image files: the ``dla predict`` command."""
+"""Prediction on image files: the ``dla predict`` command, for segmentation and classification checkpoints."""
 
+import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
+from PIL import Image
+from torch import nn
 
 from ..data.base import load_image
+from ..data.meta import DatasetMeta
+from ..tasks.classification import class_probabilities, top_classes
 from ..tasks.segmentation import predict, save_prediction
-from .checkpoint import model_from_checkpoint
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .config import refuse_foreign_keys
+from .tasks import get_task
 from .trainer import select_device
+
+Pictures = List[Tuple[Path, Image.Image]]
 
 
 def predict_files(
     checkpoint: str,
     images: Sequence[str],
     out_dir: str,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    window: Optional[Sequence[int]] = None,
     probabilities: bool = False,
     device: str = "auto",
+    top_k: int = 5,
+    **settings: Any,
 ) -> List[Path]:
-    """Segment image files with a trained checkpoint; write colour masks and overlays (and probabilities).
+    """Predict image files with a trained checkpoint; write what it predicts into ``out_dir``.
 
-    Writes ``<stem>_mask.png`` in the dataset's palette, ``<stem>_overlay.png`` and, with ``probabilities``,
-    ``<stem>_probs.npy`` (float16, ``C x H x W``) into ``out_dir`` for each image. Every image is read
-    (and checked) before the model runs on any. Returns the written paths.
+    Segmentation writes ``<stem>_mask.png`` in the dataset's palette, ``<stem>_overlay.png`` and, with
+    ``probabilities``, ``<stem>_probs.npy`` (float16, ``C x H x W``) for each image. Classification writes
+    one ``predictions.json``: for each image path, its ``top_k`` classes with their probabilities, best
+    first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window`` for segmentation;
+    ``ten_crop`` for classification). Every image is read (and checked) before the model runs on any.
+    Returns the written paths.
     """
-    pictures = [(Path(path).stem, load_image(Path(path))) for path in images]
-    model, meta = model_from_checkpoint(checkpoint)
+    pictures = [(Path(path), load_image(Path(path))) for path in images]
+    state = load_checkpoint(checkpoint)
+    model, meta = model_from_checkpoint(state)
+    cfg = {**state["config"], "eval": {**state["config"]["eval"], **settings}}
+    refuse_foreign_keys(cfg)
     target = select_device(device)
     model.to(target)
-    written: List[Path] = []
     with torch.no_grad():
-        for stem, picture in pictures:
-            label, probs = predict(
-                model, picture, meta, target, scales=scales, flip=flip, window=tuple(window) if window else None
-            )
-            written += save_prediction(out_dir, stem, picture, label, probs if probabilities else None, meta=meta)
+        if cfg["task"] == "classification":
+            return [_classify(model, pictures, cfg, meta, target, Path(out_dir), top_k)]
+        return _segment(model, pictures, cfg, meta, target, Path(out_dir), probabilities)
+
+
+def _classify(model: nn.Module, pictures: Pictures, cfg: Dict[str, Any], meta: DatasetMeta, device: torch.device,
+              out: Path, top_k: int) -> Path:
+    """Write ``predictions.json``: each image's ``top_k`` classes and probabilities, through the run's eval transform."""
+    transform = get_task("classification").eval_transform(cfg, meta)
+    ranked = {
+        str(path): top_classes(class_probabilities(model, transform(picture)[None].to(device))[0], meta.classes, top_k)
+        for path, picture in pictures
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps(ranked, indent=2) + "\n")
+    return out / "predictions.json"
+
+
+def _segment(model: nn.Module, pictures: Pictures, cfg: Dict[str, Any], meta: DatasetMeta, device: torch.device,
+             out: Path, probabilities: bool) -> List[Path]:
+    """Write each image's colour mask and overlay (and probabilities), with the run's test-time settings."""
+    settings, written = cfg["eval"], []
+    for path, picture in pictures:
+        label, probs = predict(
+            model, picture, meta, device, scales=settings["scales"], flip=settings["flip"],
+            window=tuple(settings["window"]) if settings["window"] else None,
+        )
+        written += save_prediction(out, path.stem, picture, label, probs if probabilities else None, meta=meta)
     return written

@@ -30,7 +30,7 @@ import random
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -39,15 +39,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from ..data import build_dataset
-from ..data.transforms import eval_transforms, train_transforms
 from ..errors import DLAError
-from ..metrics.segmentation import ConfusionMatrix
-from ..models import create_model
-from ..tasks.segmentation import infer, segmentation_loss
+from ..tasks.curves import plot_curves
+from ..tasks.visualize import draw_confusion_matrix
 from .checkpoint import load_checkpoint, model_from_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import config_differences, resolve_data_root
+from .config import config_differences, lookup, refuse_foreign_keys, resolve_data_root
 from .rundir import MetricsLogger, RunDir, code_version
 from .schedules import build_scheduler, total_iterations
+from .tasks import get_task
 
 # Config keys a resumed run may change (prefixes): how long it trains, how often it evaluates and logs,
 # where its data and folder are, how many loader processes and which device it uses.
@@ -59,17 +58,20 @@ RESUMABLE_CHANGES = (
 def train(
     cfg: Dict[str, Any], resume: bool = False, datasets: Optional[Tuple[Dataset, Dataset]] = None
 ) -> Dict[str, Any]:
-    """Train ``cfg['model']`` on ``cfg['data']`` with ``cfg['optim']``; return the last validation metrics.
+    """Train ``cfg['model']`` on ``cfg['data']`` with ``cfg['optim']`` for ``cfg['task']``; return the last
+    validation metrics.
 
     Args:
         cfg: a configuration from ``load_config``.
         resume: continue the run in ``cfg['out_dir']`` from its ``checkpoints/last.pt``.
         datasets: ``(train, val)`` datasets to use instead of those ``cfg['data']`` names (a seam for
-            tests and notebooks): each has ``meta`` and gives ``(float32 3xHxW, int64 HxW)`` pairs, the
+            tests and notebooks): each has ``meta`` and gives ``(image tensor, target)`` pairs
+            (segmentation: ``float32 3xHxW, int64 HxW``; classification: ``float32 3xHxW, int``), the
             training one already augmented.
 
     Returns:
-        ``ConfusionMatrix.compute()`` of the last evaluation (``miou``, ``iou``, ``pixel_accuracy``, ...).
+        the task's scores of the last evaluation: ``miou``, ``iou``, ... (segmentation); ``top1``,
+        ``accuracy``, ... (classification).
     """
     # The run directory: a new one, or the run to continue. Nothing is written before training can start.
     run = RunDir(Path(cfg["out_dir"]))
@@ -81,9 +83,10 @@ def train(
     # Seeds first, so that the model's initialisation is reproducible too.
     seed_everything(cfg["seed"], cfg["deterministic"])
     device = select_device(cfg["device"])
+    task = get_task(cfg["task"])
 
     # Data.
-    train_set, val_set = datasets if datasets is not None else build_datasets(cfg)
+    train_set, val_set = datasets if datasets is not None else build_datasets(cfg, task)
     meta = train_set.meta
     loader, order = make_train_loader(train_set, cfg, device)
     iterations_per_epoch = len(loader)
@@ -92,12 +95,13 @@ def train(
 
     # Model, optimizer, schedule, mixed precision, loss weights.
     model_name = cfg["model"]["name"]
-    model_kwargs = {"num_classes": meta.num_classes, "down_ratio": cfg["model"]["down_ratio"], **cfg["model"]["kwargs"]}
     backbone_weights = cfg["model"]["pretrained_backbone"] if checkpoint is None else None  # resume: in the checkpoint
-    model = create_model(model_name, pretrained_backbone=backbone_weights, **model_kwargs).to(device)
+    model, model_kwargs = task.create_model(cfg, meta, backbone_weights)
+    model.to(device)
     optim = cfg["optim"]
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"]
+        parameter_groups(model, task, optim["lr"], optim["backbone_lr_factor"]),
+        lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"],
     )
     scheduler = build_scheduler(optimizer, cfg, iterations_per_epoch)
     amp_dtype = autocast_dtype(optim["amp"], device)
@@ -105,7 +109,7 @@ def train(
     class_weights = loss_weights(optim["class_weights"], meta, device)
 
     # Where the run stands: at the start, or where the checkpoint left it.
-    iteration, best_miou = 0, -1.0
+    iteration, best_score = 0, -1.0
     if checkpoint is not None:
         if checkpoint["iterations_per_epoch"] != iterations_per_epoch:
             raise DLAError(
@@ -118,13 +122,12 @@ def train(
         if scaler.is_enabled():
             scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"])
-        iteration, best_miou = checkpoint["iteration"], checkpoint["best_miou"]
+        iteration, best_score = checkpoint["iteration"], checkpoint["best_score"]
 
     version = code_version()
 
     def validate() -> Dict[str, Any]:
-        settings = cfg["eval"]
-        return evaluate(model, val_set, settings["scales"], settings["flip"], settings["window"], device, cfg["data"]["workers"])
+        return task.evaluate(model, val_set, cfg, device)
 
     def save(path: Path) -> None:
         """Write the whole state of the run to ``path``, refusing weights that are no longer finite."""
@@ -143,7 +146,7 @@ def train(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": rng_state(),
-            "best_miou": best_miou,
+            "best_score": best_score,
             "code_version": version,
         }
         if scaler.is_enabled():
@@ -173,7 +176,7 @@ def train(
                 with interrupts_deferred():
                     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        loss = segmentation_loss(model(images), labels, meta.ignore_index, class_weights)
+                        loss = task.loss(model(images), labels, meta, class_weights)
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):
                         raise non_finite_error(f"the loss is {loss_value} at iteration {iteration + 1} (epoch {epoch + 1})", run)
@@ -204,9 +207,11 @@ def train(
                 at = {"epoch": epoch + 1, "iteration": iteration}
                 write_json(run.eval / f"epoch_{epoch + 1}.json", {**at, "classes": list(meta.classes), **metrics})
                 logger.log({**at, **{f"val_{k}": v for k, v in metrics.items() if isinstance(v, float)}})  # the scalars
-                tqdm.write(f"epoch {epoch + 1}: val mIoU {metrics['miou']:.4f} (best {max(best_miou, metrics['miou']):.4f})")
-                if metrics["miou"] > best_miou:
-                    best_miou = metrics["miou"]
+                draw_confusion_matrix(metrics["confusion"], meta.classes).save(run.plots / "confusion.png")
+                plot_curves(run.root / "metrics.jsonl", run.plots / "curves.png", task.score)
+                tqdm.write(f"epoch {epoch + 1}: {task.summary(metrics)} (best {max(best_score, metrics[task.score]):.4f})")
+                if metrics[task.score] > best_score:
+                    best_score = metrics[task.score]
                     save(run.best)
             save(run.last)
     except KeyboardInterrupt:
@@ -222,97 +227,59 @@ def train(
     return metrics
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    dataset: Dataset,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    window: Optional[Sequence[int]] = None,
-    device: Optional[torch.device] = None,
-    workers: int = 0,
-) -> Dict[str, Any]:
-    """Score ``model`` on every image of ``dataset``, whole and one at a time, with the paper's test procedure.
-
-    Each image's class probabilities are summed over ``scales`` (and mirroring with ``flip``) by
-    ``dla.tasks.segmentation.infer``, optionally in sliding windows of ``window`` = ``[height, width]``.
-    Images are not batched: validation images may differ in size, and whole-image evaluation is the
-    paper's protocol. The model's train/eval mode is restored afterwards.
-
-    Returns:
-        ``ConfusionMatrix.compute()``: ``miou``, ``iou`` (per class), ``pixel_accuracy``, ``mean_accuracy``, ...
-    """
-    meta = dataset.meta
-    device = device if device is not None else next(model.parameters()).device
-    matrix = ConfusionMatrix(meta.num_classes, meta.ignore_index)
-    # its own generator: loading must not draw from the global one, which training's resume relies on
-    loader = DataLoader(
-        dataset, batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
-    )
-    was_training = model.training
-    model.eval()
-    for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
-        probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, tuple(window) if window else None)
-        matrix.update(probabilities.argmax(1), label.to(device))
-    model.train(was_training)
-    return matrix.compute()
-
-
 def evaluate_checkpoint(
     checkpoint: str,
     dataset: Optional[str] = None,
     split: str = "val",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    window: Optional[Sequence[int]] = None,
     *,
     root: Optional[str] = None,
     options: Optional[Dict[str, Any]] = None,
     device: str = "auto",
     workers: int = 2,
     output: Optional[str] = None,
+    **settings: Any,
 ) -> Dict[str, Any]:
     """Evaluate a checkpoint on a dataset split (the ``dla eval`` command); return and optionally save the scores.
 
-    The model and its normalisation come from the checkpoint alone. ``dataset`` defaults to the one the
-    checkpoint was trained on, with that run's ``data.root`` and ``data.options`` unless ``root`` /
-    ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
+    The model, its normalisation and its evaluation transform come from the checkpoint alone. ``dataset``
+    defaults to the one the checkpoint was trained on, with that run's ``data.root`` and ``data.options``
+    unless ``root`` / ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
+    ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window`` (segmentation) or
+    ``ten_crop`` (classification); a key of the other task is an error.
 
     Returns:
-        the scores of ``evaluate`` plus ``checkpoint``, ``dataset``, ``split``, ``scales``, ``flip``,
-        ``window`` and ``classes``; written as JSON to ``output`` when given.
+        the task's scores plus ``checkpoint``, ``dataset``, ``split``, ``classes`` and the ``eval`` settings
+        used; written as JSON to ``output`` when given, with the confusion matrix drawn next to it
+        (``<output stem>_confusion.png``).
     """
     state = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(state)
-    trained_on = state.get("config", {}).get("data", {})
-    dataset = dataset or trained_on.get("dataset")
-    if dataset is None:
-        raise DLAError(f"{checkpoint} does not say which dataset it was trained on; name one (e.g. --dataset camvid)")
-    if dataset == trained_on.get("dataset"):  # the run's own data, unless told otherwise
-        root = root if root is not None else trained_on.get("root")
-        options = options if options is not None else trained_on.get("options", {})
+    cfg = {**state["config"], "eval": {**state["config"]["eval"], **settings}}
+    refuse_foreign_keys(cfg)
+    task = get_task(cfg["task"])
+    trained_on = cfg["data"]
+    dataset = dataset or trained_on["dataset"]
+    if dataset == trained_on["dataset"]:  # the run's own data, unless told otherwise
+        root = root if root is not None else trained_on["root"]
+        options = options if options is not None else trained_on["options"]
     root = resolve_data_root(dataset, root)
-    options = options or {}
-    data = build_dataset(dataset, root, split, transform=eval_transforms(meta), **options)
+    data = build_dataset(dataset, root, split, transform=task.eval_transform(cfg, meta), **(options or {}))
+    check_dataset_task(data, task.name, dataset)
     if data.meta.num_classes != meta.num_classes:
         raise DLAError(
             f"{checkpoint} predicts {meta.num_classes} classes ({meta.name}) but {dataset} has {data.meta.num_classes}; "
             "evaluate it on a dataset with the same classes"
         )
     device = select_device(device)
-    scores = evaluate(model.to(device), data, scales, flip, window, device, workers)
+    cfg["data"] = {**cfg["data"], "workers": workers}
+    scores = task.evaluate(model.to(device), data, cfg, device)
     result = {
-        "checkpoint": str(checkpoint),
-        "dataset": dataset,
-        "split": split,
-        "scales": list(scales),
-        "flip": flip,
-        "window": list(window) if window else None,
-        "classes": list(meta.classes),
-        **scores,
+        "checkpoint": str(checkpoint), "task": task.name, "dataset": dataset, "split": split, "classes": list(meta.classes),
+        "eval": {key: value for key, value in cfg["eval"].items() if key != "every_epochs"}, **scores,
     }
     if output is not None:
         write_json(Path(output), result)
+        draw_confusion_matrix(scores["confusion"], meta.classes).save(Path(output).with_name(Path(output).stem + "_confusion.png"))
     return result
 
 
@@ -323,7 +290,7 @@ def check_resumable(saved: Dict[str, Any], cfg: Dict[str, Any], path: Path) -> N
     """Refuse to resume with settings that would make a different run than the one saved at ``path``."""
     changed = [key for key in config_differences(saved, cfg) if not key.startswith(RESUMABLE_CHANGES)]
     if changed:
-        details = "; ".join(f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(cfg, key)!r} now" for key in changed)
+        details = "; ".join(f"{key}: {lookup(saved, key)!r} in the run, {lookup(cfg, key)!r} now" for key in changed)
         raise DLAError(
             f"cannot resume {path} with a different config ({details}). Resume with the run's own "
             f"config ({path.parent.parent / 'config.yaml'}) or train into a new out_dir."
@@ -356,17 +323,34 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_datasets(cfg: Dict[str, Any]) -> Tuple[Dataset, Dataset]:
-    """The training split with the augmentation of ``cfg['data']`` and the validation split as is (whole images)."""
+def build_datasets(cfg: Dict[str, Any], task: Any) -> Tuple[Dataset, Dataset]:
+    """The training split with the task's augmentation of ``cfg['data']``, the validation split with its
+    evaluation transform (segmentation: whole images; classification: resize and centre crop)."""
     data = cfg["data"]
     train_set = build_dataset(data["dataset"], data["root"], data["train_split"], **data["options"])
+    check_dataset_task(train_set, task.name, data["dataset"])
     val_set = build_dataset(data["dataset"], data["root"], data["val_split"], **data["options"])
     meta = train_set.meta  # both splits are normalised as the model will be trained
-    train_set.transform = train_transforms(
-        meta, tuple(data["crop_size"]), tuple(data["scale"]), data["rotation"], data["flip"], data["color_jitter"]
-    )
-    val_set.transform = eval_transforms(meta)
+    train_set.transform = task.train_transform(cfg, meta)
+    val_set.transform = task.eval_transform(cfg, meta)
     return train_set, val_set
+
+
+def check_dataset_task(dataset: Dataset, task: str, name: str) -> None:
+    """Refuse a dataset made for another task (a segmentation set for classification, ...)."""
+    if dataset.task != task:
+        raise DLAError(f"dataset {name!r} is a {dataset.task} dataset but the task is {task}; set data.dataset to a {task} dataset")
+
+
+def parameter_groups(model: nn.Module, task: Any, lr: float, backbone_lr_factor: float) -> List[Dict[str, Any]]:
+    """The model's parameters for the optimizer: one group, or, when ``backbone_lr_factor`` is not 1, the new
+    layers at ``lr`` (first, so that the logged lr is theirs) and the task's backbone at ``lr * backbone_lr_factor``.
+    """
+    if backbone_lr_factor == 1.0:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    backbone = {id(p): p for p in task.backbone(model)}
+    rest = [p for p in model.parameters() if id(p) not in backbone]
+    return [{"params": rest, "lr": lr}, {"params": list(backbone.values()), "lr": lr * backbone_lr_factor}]
 
 
 def make_train_loader(dataset: Dataset, cfg: Dict[str, Any], device: torch.device) -> Tuple[DataLoader, "SeededOrder"]:
@@ -518,9 +502,3 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_nan_to_none(v) for v in value]
     return value
-
-
-def _lookup(cfg: Dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = cfg.get(part) if isinstance(cfg, dict) else None
-    return cfg

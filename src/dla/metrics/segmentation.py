@@ -144,7 +144,7 @@ class ConfusionMatrix:
         return segmentation_scores(self._matrix)
 
 
-def _percent(value: Optional[float]) -> str:
+def format_percent(value: Optional[float]) -> str:
     """``value`` (a fraction) as a percentage with two decimals; ``-`` for an undefined (NaN/None) score."""
     return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
@@ -160,9 +160,9 @@ def format_table(result: Mapping[str, Any], classes: Sequence[str]) -> str:
         raise DLAError(f"{len(classes)} class names for {len(result['iou'])} classes of scores")
     width = max(len("pixel acc"), *(len(name) for name in classes))
     header = f"{'class':<{width}}  {'IoU %':>7}  {'acc %':>7}"
-    rows = [f"{name:<{width}}  {_percent(iou):>7}  {_percent(acc):>7}"
+    rows = [f"{name:<{width}}  {format_percent(iou):>7}  {format_percent(acc):>7}"
             for name, iou, acc in zip(classes, result["iou"], result["accuracy"])]
-    totals = [f"{label:<{width}}  {_percent(result[key]):>7}"
+    totals = [f"{label:<{width}}  {format_percent(result[key]):>7}"
               for label, key in (("mIoU", "miou"), ("pixel acc", "pixel_accuracy"), ("mean acc", "mean_accuracy"))]
     rule = "-" * len(header)
     return "\n".join([header, rule, *rows, rule, *totals])

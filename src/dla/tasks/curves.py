@@ -1,7 +1,8 @@
-"""Training curves drawn with PIL alone (no matplotlib): loss per iteration and validation mIoU per epoch.
+"""Training curves drawn with PIL alone (no matplotlib): loss per iteration and a validation score per epoch.
 
 Reads the training log, one JSON object per line; records with ``iteration`` and ``loss`` make the loss
-curve, records with ``epoch`` and ``val_miou`` the mIoU curve; other records and keys are ignored.
+curve, records with ``epoch`` and ``val_<score>`` (``val_miou``, ``val_top1``) the score's curve; other
+records and keys are ignored.
 """
 
 import json
@@ -15,14 +16,15 @@ from ..errors import DLAError
 PANEL = (480, 320)  # width, height of one chart
 MARGIN = (60, 30, 20, 40)  # left, top, right, bottom space around the plotting area
 LINE_COLOUR = (31, 119, 180)
+SCORE_NAMES = {"miou": "mIoU", "top1": "top-1 accuracy"}
 Points = List[Tuple[float, float]]
 
 
-def _read_series(path: Path) -> Tuple[Points, Points]:
-    """``(iteration, loss)`` and ``(epoch, val_miou)`` points of a JSONL log, in file order."""
+def _read_series(path: Path, score: str) -> Tuple[Points, Points]:
+    """``(iteration, loss)`` and ``(epoch, val_<score>)`` points of a JSONL log, in file order."""
     if not path.is_file():
         raise DLAError(f"metrics log {path} not found")
-    loss, miou = [], []
+    loss, scores = [], []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -30,11 +32,11 @@ def _read_series(path: Path) -> Tuple[Points, Points]:
             record = json.loads(line)
             if "iteration" in record and "loss" in record:
                 loss.append((float(record["iteration"]), float(record["loss"])))
-            if "epoch" in record and "val_miou" in record:
-                miou.append((float(record["epoch"]), float(record["val_miou"])))
+            if "epoch" in record and f"val_{score}" in record:
+                scores.append((float(record["epoch"]), float(record[f"val_{score}"])))
         except (ValueError, TypeError) as error:  # json.JSONDecodeError is a ValueError
             raise DLAError(f"{path}, line {number}: not a JSON record of numbers ({error})") from None
-    return loss, miou
+    return loss, scores
 
 
 def _span(values: Sequence[float]) -> Tuple[float, float]:
@@ -70,16 +72,17 @@ def _draw_chart(draw: ImageDraw.ImageDraw, origin: Tuple[int, int], points: Poin
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=LINE_COLOUR)
 
 
-def plot_curves(metrics_jsonl_path: Union[str, Path], out_png: Union[str, Path]) -> Path:
-    """Draw the training loss (left) and validation mIoU (right) of a JSONL log into ``out_png``; returns its path.
+def plot_curves(metrics_jsonl_path: Union[str, Path], out_png: Union[str, Path], score: str = "miou") -> Path:
+    """Draw the training loss (left) and the validation ``score`` (right: ``miou``, ``top1``) of a JSONL log
+    into ``out_png``; returns its path.
 
     A chart with no records says "no data" instead of failing, so the plot can be drawn mid-training.
     """
-    loss, miou = _read_series(Path(metrics_jsonl_path))
+    loss, scores = _read_series(Path(metrics_jsonl_path), score)
     canvas = Image.new("RGB", (2 * PANEL[0], PANEL[1]), "white")
     draw = ImageDraw.Draw(canvas)
     _draw_chart(draw, (0, 0), loss, "training loss", "iteration")
-    _draw_chart(draw, (PANEL[0], 0), miou, "validation mIoU", "epoch")
+    _draw_chart(draw, (PANEL[0], 0), scores, f"validation {SCORE_NAMES.get(score, score)}", "epoch")
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, format="PNG")

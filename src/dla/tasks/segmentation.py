@@ -9,21 +9,27 @@ memory, or models trained on crops); see ``infer``.
 """
 
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from ..constants import IGNORE_INDEX
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
+from ..metrics.segmentation import ConfusionMatrix
 from .curves import plot_curves
 from .visualize import as_rgb_image, colorize, overlay
 
-__all__ = ["colorize", "infer", "overlay", "plot_curves", "predict", "save_prediction", "segmentation_loss"]
+__all__ = [
+    "colorize", "evaluate_segmentation", "infer", "overlay", "plot_curves", "predict", "save_prediction",
+    "segmentation_loss",
+]
 
 
 def segmentation_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX,
@@ -149,6 +155,42 @@ def infer(model: nn.Module, image: Tensor, num_classes: int, scales: Sequence[fl
             probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
         total += probs
     return total
+
+
+@torch.no_grad()
+def evaluate_segmentation(
+    model: nn.Module,
+    dataset: Dataset,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    window: Optional[Sequence[int]] = None,
+    device: Optional[torch.device] = None,
+    workers: int = 0,
+) -> Dict[str, Any]:
+    """Score ``model`` on every image of ``dataset``, whole and one at a time, with the paper's test procedure.
+
+    Each image's class probabilities are summed over ``scales`` (and mirroring with ``flip``) by ``infer``,
+    optionally in sliding windows of ``window`` = ``[height, width]``. Images are not batched: validation
+    images may differ in size, and whole-image evaluation is the paper's protocol. The model's train/eval
+    mode is restored afterwards.
+
+    Returns:
+        ``ConfusionMatrix.compute()``: ``miou``, ``iou`` (per class), ``pixel_accuracy``, ``mean_accuracy``, ...
+    """
+    meta = dataset.meta
+    device = device if device is not None else next(model.parameters()).device
+    matrix = ConfusionMatrix(meta.num_classes, meta.ignore_index)
+    # its own generator: loading must not draw from the global one, which training's resume relies on
+    loader = DataLoader(
+        dataset, batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
+    )
+    was_training = model.training
+    model.eval()
+    for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
+        probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, tuple(window) if window else None)
+        matrix.update(probabilities.argmax(1), label.to(device))
+    model.train(was_training)
+    return matrix.compute()
 
 
 def _to_input(image: Union[Image.Image, np.ndarray], meta: DatasetMeta, device: Union[str, torch.device]) -> Tensor:
