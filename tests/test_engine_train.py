@@ -137,7 +137,15 @@ def test_resume_after_an_epoch_continues_exactly(tmp_path):
     assert records(tmp_path / "split") == records(tmp_path / "whole")
 
 
-def test_ctrl_c_saves_and_resume_finishes_the_epoch_exactly(tmp_path, monkeypatch):
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own Ctrl-C handler, also where SIGINT is inherited as ignored (a shell's background jobs)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_saves_and_resume_finishes_the_epoch_exactly(tmp_path, monkeypatch, python_sigint_handler):
     cfg = ("data.batch_size=2",)  # 4 iterations per epoch
     train(config(tmp_path / "whole", *cfg), datasets=squares())
 
