@@ -461,10 +461,11 @@ def test_image_modes_load_as_rgb(camvid_root, mode):
 def test_build_dataset_names_and_options(camvid_root):
     assert set(DATASETS) == {
         "camvid", "cityscapes", "voc", "listfile", "folder", "synthetic",
-        "imagefolder", "cub200", "stanford_cars", "fgvc_aircraft", "food101",
+        "imagefolder", "cub200", "stanford_cars", "fgvc_aircraft", "food101", "bsds500", "boundary_folder",
     }
     assert isinstance(build_dataset("camvid", str(camvid_root), "train"), CamVid)
-    with pytest.raises(DLAError, match="camvid, cityscapes, voc, listfile, folder, synthetic, imagefolder"):
+    names = "camvid, cityscapes, voc, listfile, folder, synthetic, imagefolder, .*, food101, bsds500, boundary_folder$"
+    with pytest.raises(DLAError, match=names):
         build_dataset("kitti", str(camvid_root), "train")
     with pytest.raises(DLAError, match="bogus.*crop"):
         build_dataset("camvid", str(camvid_root), "train", crop=3, bogus=1)

@@ -9,12 +9,14 @@ import torch
 from .complexity import count_macs, count_params
 from .data.cityscapes import prepare_cityscapes
 from .engine.config import load_config
+from .engine.baselines import draw_pr_curves, evaluate_baseline
 from .engine.demo import run_demo
 from .engine.predict import predict_files
 from .engine.tasks import get_task
 from .engine.trainer import evaluate_checkpoint, train
 from .errors import DLAError
 from .models import create_model, list_models
+from .tasks.boundaries import format_boundary_scores
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -53,11 +55,24 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Write colour masks and overlays (and probabilities) of images, or their most probable classes."""
+    """Write colour masks and overlays (and probabilities), boundary maps, or the most probable classes of images."""
     written = predict_files(
         args.checkpoint, args.images, args.out, args.probs, args.device, args.top_k, **_inference_settings(args)
     )
     print(f"wrote {len(written)} files to {args.out}")
+
+
+def cmd_baseline(args: argparse.Namespace) -> None:
+    """Score the gradient-magnitude boundary baseline with the BSDS benchmark."""
+    result = evaluate_baseline(
+        args.dataset, args.split, root=args.root, sigma=args.sigma, thresholds=args.thresholds, output=args.output
+    )
+    print(format_boundary_scores(result))
+
+
+def cmd_pr_curve(args: argparse.Namespace) -> None:
+    """Draw the precision-recall curves of several boundary results (``dla eval`` / ``dla baseline`` JSON) together."""
+    print(f"wrote {draw_pr_curves(args.results, args.out)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -94,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
     train_.set_defaults(func=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU and per-class IoU, or top-1/top-5 accuracy")
+    evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU, top-1/top-5 accuracy, or ODS/OIS/AP")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--dataset", help="dataset name (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
@@ -103,14 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
-    predict = commands.add_parser("predict", help="colour masks and overlays of images, or their classes")
+    predict = commands.add_parser("predict", help="colour masks and overlays, boundary maps, or classes of images")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--checkpoint", required=True)
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--probs", action="store_true", help="segmentation: also write probabilities (.npy, float16)")
+    predict.add_argument("--probs", action="store_true", help="segmentation, boundaries: also write probabilities (.npy)")
     predict.add_argument("--top-k", type=int, default=5, help="classification: how many classes to list per image")
     _add_inference_options(predict)
     predict.set_defaults(func=cmd_predict)
+
+    baseline = commands.add_parser("baseline", help="score the gradient-magnitude boundary baseline (ODS/OIS/AP)")
+    baseline.add_argument("--dataset", default="bsds500", help="a boundary dataset (bsds500, boundary_folder)")
+    baseline.add_argument("--root", help="dataset folder (default: $DLA_DATA_ROOT/<dataset>)")
+    baseline.add_argument("--split", default="val")
+    baseline.add_argument("--sigma", type=float, default=1.0, help="Gaussian smoothing of the gradient, in pixels")
+    baseline.add_argument("--thresholds", type=int, default=99, help="thresholds of the benchmark")
+    baseline.add_argument("--output", help="write the scores as JSON here (and the PR curve beside it)")
+    baseline.set_defaults(func=cmd_baseline)
+
+    pr_curve = commands.add_parser("pr-curve", help="draw boundary results' precision-recall curves together (Fig. 7)")
+    pr_curve.add_argument("results", nargs="+", help="JSON files written by dla eval --output or dla baseline --output")
+    pr_curve.add_argument("--out", required=True, help="the PNG to write")
+    pr_curve.set_defaults(func=cmd_pr_curve)
 
     demo = commands.add_parser("demo", help="train and evaluate a compact model on synthetic shapes (CPU, minutes)")
     demo.add_argument("--out", default="runs/demo", help="run directory (a finished demo is not retrained)")

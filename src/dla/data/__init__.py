@@ -7,6 +7,9 @@ int64 (H, W) label)`` pairs, or what their ``transform`` makes of them (:func:`t
 :class:`StanfordCars`, :class:`FGVCAircraft`, :class:`Food101`) give ``(RGB PIL image, int label)``
 pairs, their ``transform`` applied to the image alone (:func:`classification_train_transforms` /
 :func:`classification_eval_transforms`: ``float32 (3, h, w)``, or ``(10, 3, h, w)`` for 10 crops). Each kind says which it is in ``task``.
+:class:`BSDS500` and :class:`BoundaryFolder` are boundary-detection datasets (:class:`BoundaryDataset`,
+``task = "boundaries"``): two-class segmentation samples (label 1 = boundary, 255 ignored) whose label is
+the consensus of the annotators, and ``annotations(i)``, every annotator's boolean map for evaluation.
 :func:`build_dataset` makes any of them by name, for configuration files and the command line.
 """
 
@@ -15,6 +18,8 @@ from typing import Dict, Optional, Type, Union
 
 from ..errors import DLAError
 from .base import IMAGE_EXTENSIONS, SegmentationDataset, load_image, load_label
+from .boundaries import BoundaryDataset, BoundaryFolder, boundaries_from_segmentation, consensus_label
+from .bsds import BSDS_META, BSDS500
 from .camvid import CAMVID_META, CamVid
 from .classification_transforms import classification_eval_transforms, classification_train_transforms
 from .cityscapes import CITYSCAPES_META, Cityscapes, label_ids_to_train_ids, prepare_cityscapes
@@ -51,6 +56,8 @@ DATASETS: Dict[str, Type[Dataset]] = {
     "stanford_cars": StanfordCars,
     "fgvc_aircraft": FGVCAircraft,
     "food101": Food101,
+    "bsds500": BSDS500,
+    "boundary_folder": BoundaryFolder,
 }
 
 
@@ -87,12 +94,16 @@ def build_dataset(name: str, root: Optional[str], split: str, transform=None, **
 
 
 __all__ = [
+    "BSDS_META",
     "CAMVID_META",
     "CITYSCAPES_META",
     "DATASETS",
     "IMAGE_EXTENSIONS",
     "SYNTHETIC_META",
     "VOC_META",
+    "BSDS500",
+    "BoundaryDataset",
+    "BoundaryFolder",
     "CUB200",
     "CamVid",
     "Cityscapes",
@@ -114,9 +125,11 @@ __all__ = [
     "SyntheticShapes",
     "ToTensorNormalize",
     "VOCSegmentation",
+    "boundaries_from_segmentation",
     "build_dataset",
     "classification_eval_transforms",
     "classification_train_transforms",
+    "consensus_label",
     "dataset_options",
     "default_palette",
     "eval_transforms",

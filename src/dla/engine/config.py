@@ -42,13 +42,28 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
         "model.name": "dla34", "data.crop_size": [224, 224], "data.scale": [0.08, 1.0], "data.ratio": [0.75, 4 / 3],
         "data.resize": [256],
     },
+    "boundaries": {
+        # Sec. 5.4 after HED: boundary pixels weigh 10 times the others; rotations up to 180 degrees for BSDS;
+        # the BSDS benchmark's 99 thresholds and matching distance of 0.0075 of the image diagonal
+        "model.name": "dla34edge", "model.down_ratio": 2, "data.crop_size": [320, 320], "data.scale": [0.5, 1.5],
+        "data.rotation": 180.0, "optim.class_weights": [1.0, 10.0], "eval.thresholds": 99, "eval.tolerance": 0.0075,
+    },
 }
 
-# Keys only one task reads. The other task refuses any value but the schema's default, rather than
-# silently ignoring a setting the user believes is in effect.
+# The keys that only some tasks read, and those tasks. Another task refuses any value but the schema's
+# default, rather than silently ignoring a setting the user believes is in effect.
 TASK_KEYS: Dict[str, Tuple[str, ...]] = {
-    "segmentation": ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window"),
-    "classification": ("data.ratio", "data.lighting", "data.resize", "eval.ten_crop"),
+    "model.down_ratio": ("segmentation", "boundaries"),
+    "data.rotation": ("segmentation", "boundaries"),
+    "eval.scales": ("segmentation",),
+    "eval.flip": ("segmentation",),
+    "eval.window": ("segmentation",),
+    "data.ratio": ("classification",),
+    "data.lighting": ("classification",),
+    "data.resize": ("classification",),
+    "eval.ten_crop": ("classification",),
+    "eval.thresholds": ("boundaries",),
+    "eval.tolerance": ("boundaries",),
 }
 
 
@@ -90,7 +105,7 @@ class OptimConfig:
     power: float = 0.9  # poly: lr * (1 - iteration / total) ** power
     epochs: int = 1000
     max_iterations: Optional[int] = None  # stop (and end the schedules) after this many iterations
-    class_weights: Optional[List[float]] = None  # one loss weight per class
+    class_weights: Optional[List[float]] = None  # one loss weight per class (boundaries: [1.0, 10.0])
     backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
     grad_clip: Optional[float] = None  # clip the gradient norm to this value
@@ -103,6 +118,8 @@ class EvalConfig:
     flip: bool = False  # also sum the prediction of the mirrored image
     window: Optional[List[int]] = None  # [height, width] of sliding-window tiles; null: whole images
     ten_crop: bool = False  # classification: average the 10 crops (corners, centre, mirrored) of each image
+    thresholds: Optional[int] = None  # boundaries: how many thresholds the benchmark sweeps (99 in BSDS)
+    tolerance: Optional[float] = None  # boundaries: the matching distance, a fraction of the image diagonal
 
 
 @dataclass
@@ -113,7 +130,7 @@ class LogConfig:
 
 @dataclass
 class Config:
-    task: Literal["segmentation", "classification"] = "segmentation"
+    task: Literal["segmentation", "classification", "boundaries"] = "segmentation"
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms (slower on CUDA)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -331,7 +348,7 @@ def _is_number(text: str) -> bool:
 def refuse_foreign_keys(cfg: Dict[str, Any]) -> None:
     """Raise when ``cfg`` sets a key that only another task than ``cfg['task']`` reads (see ``TASK_KEYS``)."""
     task, defaults = cfg["task"], asdict(Config())
-    foreign = [key for other, keys in TASK_KEYS.items() if other != task for key in keys]
+    foreign = [key for key, tasks in TASK_KEYS.items() if task not in tasks]
     wrong = [key for key in foreign if lookup(cfg, key) not in (None, lookup(defaults, key))]
     if wrong:
         raise DLAError(
@@ -381,6 +398,8 @@ def _check_values(cfg: Dict[str, Any]) -> None:
             problems.append(f"data.ratio must be [low, high] with 0 < low <= high, got {data['ratio']}")
         if len(data["resize"]) not in (1, 2) or min(data["resize"]) < 1:
             problems.append(f"data.resize must be [shorter side] or [height, width], got {data['resize']}")
+    if cfg["task"] == "boundaries" and (cfg["eval"]["thresholds"] < 1 or not 0 < cfg["eval"]["tolerance"] < 1):
+        problems.append("eval.thresholds must be at least 1 and eval.tolerance a fraction of the diagonal in (0, 1)")
     if data["lighting"] < 0 or data["color_jitter"] < 0:
         problems.append("data.lighting and data.color_jitter must be 0 (off) or positive")
     if optim["backbone_lr_factor"] < 0:

@@ -4,12 +4,14 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from ..data.base import load_image
 from ..data.meta import DatasetMeta
+from ..tasks.boundaries import predict_boundaries
 from ..tasks.classification import class_probabilities, top_classes
 from ..tasks.segmentation import predict, save_prediction
 from .checkpoint import load_checkpoint, model_from_checkpoint
@@ -32,7 +34,9 @@ def predict_files(
     """Predict image files with a trained checkpoint; write what it predicts into ``out_dir``.
 
     Segmentation writes ``<stem>_mask.png`` in the dataset's palette, ``<stem>_overlay.png`` and, with
-    ``probabilities``, ``<stem>_probs.npy`` (float16, ``C x H x W``) for each image. Classification writes
+    ``probabilities``, ``<stem>_probs.npy`` (float16, ``C x H x W``) for each image. Boundaries write
+    ``<stem>_boundaries.png`` and ``<stem>_thin.png`` (the probability, and thinned, as grey levels) and,
+    with ``probabilities``, ``<stem>_probs.npy`` (float16 ``H x W``). Classification writes
     one ``predictions.json``: for each image path, its ``top_k`` classes with their probabilities, best
     first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window`` for segmentation;
     ``ten_crop`` for classification). Every image is read (and checked) before the model runs on any.
@@ -48,6 +52,8 @@ def predict_files(
     with torch.no_grad():
         if cfg["task"] == "classification":
             return [_classify(model, pictures, cfg, meta, target, Path(out_dir), top_k)]
+        if cfg["task"] == "boundaries":
+            return _trace(model, pictures, meta, target, Path(out_dir), probabilities)
         return _segment(model, pictures, cfg, meta, target, Path(out_dir), probabilities)
 
 
@@ -62,6 +68,23 @@ def _classify(model: nn.Module, pictures: Pictures, cfg: Dict[str, Any], meta: D
     out.mkdir(parents=True, exist_ok=True)
     (out / "predictions.json").write_text(json.dumps(ranked, indent=2) + "\n")
     return out / "predictions.json"
+
+
+def _trace(model: nn.Module, pictures: Pictures, meta: DatasetMeta, device: torch.device, out: Path,
+           probabilities: bool) -> List[Path]:
+    """Write each image's boundary map (``<stem>_boundaries.png``, white on black), its thinned map
+    (``<stem>_thin.png``) and, with ``probabilities``, the float16 probabilities (``<stem>_probs.npy``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, picture in pictures:
+        probability, thinned = predict_boundaries(model, picture, meta, device)
+        for suffix, values in (("boundaries", probability), ("thin", thinned)):
+            written.append(out / f"{path.stem}_{suffix}.png")
+            Image.fromarray(np.round(255 * values).astype(np.uint8)).save(written[-1])
+        if probabilities:
+            written.append(out / f"{path.stem}_probs.npy")
+            np.save(written[-1], probability.astype(np.float16))
+    return written
 
 
 def _segment(model: nn.Module, pictures: Pictures, cfg: Dict[str, Any], meta: DatasetMeta, device: torch.device,

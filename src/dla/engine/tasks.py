@@ -11,10 +11,12 @@ and calls the task's own code in ``dla.tasks`` (losses, evaluation loops, tables
 - ``backbone(model)``: the pretrained part, whose learning rate ``optim.backbone_lr_factor`` scales.
 - ``loss(outputs, targets, meta, class_weights)``, ``evaluate(model, dataset, cfg, device)``.
 - ``score``: the validation metric that chooses ``best.pt`` (higher is better); ``summary`` and ``table``
-  print results.
+  print results, ``draw`` makes their pictures (``{"confusion": image}``, ``{"pr_curve": image}``).
 """
 
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+
+from PIL import Image
 
 import torch
 from torch import Tensor, nn
@@ -26,8 +28,10 @@ from ..data.transforms import eval_transforms, train_transforms
 from ..errors import DLAError
 from ..metrics.segmentation import format_table
 from ..models import create_model
+from ..tasks.boundaries import boundary_loss, draw_pr_curve, evaluate_boundaries, format_boundary_scores
 from ..tasks.classification import classification_loss, evaluate_classification, format_scores
 from ..tasks.segmentation import evaluate_segmentation, segmentation_loss
+from ..tasks.visualize import draw_confusion_matrix
 
 Config = Dict[str, Any]
 
@@ -69,6 +73,9 @@ class SegmentationTask:
 
     def table(self, result: Dict[str, Any], classes: Sequence[str]) -> str:
         return format_table(result, classes)
+
+    def draw(self, result: Dict[str, Any], classes: Sequence[str]) -> Dict[str, Image.Image]:
+        return {"confusion": draw_confusion_matrix(result["confusion"], classes)}
 
 
 class ClassificationTask:
@@ -115,8 +122,37 @@ class ClassificationTask:
     def table(self, result: Dict[str, Any], classes: Sequence[str]) -> str:
         return format_scores(result, classes)
 
+    def draw(self, result: Dict[str, Any], classes: Sequence[str]) -> Dict[str, Image.Image]:
+        return {"confusion": draw_confusion_matrix(result["confusion"], classes)}
 
-TASKS = {task.name: task for task in (SegmentationTask(), ClassificationTask())}
+
+class BoundaryTask(SegmentationTask):
+    """Boundaries (Sec. 5.4): DLA with IDA-up to one logit per pixel (``dla34edge``, ...), trained on the
+    annotators' consensus with the segmentation augmentation, scored by the BSDS benchmark's ODS."""
+
+    name, score = "boundaries", "ods"
+
+    def create_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Config]:
+        kwargs = {"num_classes": 1, "down_ratio": cfg["model"]["down_ratio"], **cfg["model"]["kwargs"]}  # one logit
+        return create_model(cfg["model"]["name"], pretrained_backbone=weights, **kwargs), kwargs
+
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+        return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
+
+    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Dict[str, Any]:
+        return evaluate_boundaries(model, dataset, cfg["eval"]["thresholds"], cfg["eval"]["tolerance"], device)
+
+    def summary(self, metrics: Dict[str, Any]) -> str:
+        return f"val ODS {metrics['ods']:.4f}, OIS {metrics['ois']:.4f}, AP {metrics['ap']:.4f}"
+
+    def table(self, result: Dict[str, Any], classes: Sequence[str]) -> str:
+        return format_boundary_scores(result)
+
+    def draw(self, result: Dict[str, Any], classes: Sequence[str]) -> Dict[str, Image.Image]:
+        return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
+
+
+TASKS = {task.name: task for task in (SegmentationTask(), ClassificationTask(), BoundaryTask())}
 
 
 def get_task(name: str) -> Any:

@@ -41,7 +41,6 @@ from tqdm import tqdm
 from ..data import build_dataset
 from ..errors import DLAError
 from ..tasks.curves import plot_curves
-from ..tasks.visualize import draw_confusion_matrix
 from .checkpoint import load_checkpoint, model_from_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import config_differences, lookup, refuse_foreign_keys, resolve_data_root
 from .rundir import MetricsLogger, RunDir, code_version
@@ -207,7 +206,8 @@ def train(
                 at = {"epoch": epoch + 1, "iteration": iteration}
                 write_json(run.eval / f"epoch_{epoch + 1}.json", {**at, "classes": list(meta.classes), **metrics})
                 logger.log({**at, **{f"val_{k}": v for k, v in metrics.items() if isinstance(v, float)}})  # the scalars
-                draw_confusion_matrix(metrics["confusion"], meta.classes).save(run.plots / "confusion.png")
+                for name, picture in task.draw(metrics, meta.classes).items():
+                    picture.save(run.plots / f"{name}.png")
                 plot_curves(run.root / "metrics.jsonl", run.plots / "curves.png", task.score)
                 tqdm.write(f"epoch {epoch + 1}: {task.summary(metrics)} (best {max(best_score, metrics[task.score]):.4f})")
                 if metrics[task.score] > best_score:
@@ -250,7 +250,7 @@ def evaluate_checkpoint(
     Returns:
         the task's scores plus ``checkpoint``, ``dataset``, ``split``, ``classes`` and the ``eval`` settings
         used; written as JSON to ``output`` when given, with the confusion matrix drawn next to it
-        (``<output stem>_confusion.png``).
+        (``<output stem>_confusion.png``, or ``_pr_curve.png`` for boundaries).
     """
     state = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(state)
@@ -274,12 +274,14 @@ def evaluate_checkpoint(
     cfg["data"] = {**cfg["data"], "workers": workers}
     scores = task.evaluate(model.to(device), data, cfg, device)
     result = {
-        "checkpoint": str(checkpoint), "task": task.name, "dataset": dataset, "split": split, "classes": list(meta.classes),
+        "checkpoint": str(checkpoint), "model": state["model_name"], "task": task.name, "dataset": dataset, "split": split,
+        "classes": list(meta.classes),
         "eval": {key: value for key, value in cfg["eval"].items() if key != "every_epochs"}, **scores,
     }
     if output is not None:
         write_json(Path(output), result)
-        draw_confusion_matrix(scores["confusion"], meta.classes).save(Path(output).with_name(Path(output).stem + "_confusion.png"))
+        for name, picture in task.draw(result, meta.classes).items():
+            picture.save(Path(output).with_name(f"{Path(output).stem}_{name}.png"))
     return result
 
 

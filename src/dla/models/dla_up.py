@@ -177,4 +177,17 @@ def dla169up(**kwargs) -> DLASeg:
     return DLASeg("dla169", **kwargs)
 
 
+@register_model
+def dla34edge(**kwargs) -> DLASeg:
+    """DLA-34 for boundary detection (Sec. 5.4, Tables 6, 7): IDA-up to one boundary logit per pixel;
+    ``down_ratio`` 8, 4 or 2 gives the paper's DLA-34 8s, 4s and 2s."""
+    return DLASeg("dla34", **{"num_classes": 1, **kwargs})
+
+
+@register_model
+def dla102edge(**kwargs) -> DLASeg:
+    """DLA-102 for boundary detection (Sec. 5.4, Table 6: DLA-102 2s)."""
+    return DLASeg("dla102", **{"num_classes": 1, **kwargs})
+
+
 __all__ = ["DLASeg", "DLAUp", "PaperDecoder"]

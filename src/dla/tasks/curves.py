@@ -1,8 +1,8 @@
 """Training curves drawn with PIL alone (no matplotlib): loss per iteration and a validation score per epoch.
 
 Reads the training log, one JSON object per line; records with ``iteration`` and ``loss`` make the loss
-curve, records with ``epoch`` and ``val_<score>`` (``val_miou``, ``val_top1``) the score's curve; other
-records and keys are ignored.
+curve, records with ``epoch`` and ``val_<score>`` (``val_miou``, ``val_top1``, ``val_ods``) the score's
+curve; other records and keys are ignored.
 """
 
 import json
@@ -16,7 +16,7 @@ from ..errors import DLAError
 PANEL = (480, 320)  # width, height of one chart
 MARGIN = (60, 30, 20, 40)  # left, top, right, bottom space around the plotting area
 LINE_COLOUR = (31, 119, 180)
-SCORE_NAMES = {"miou": "mIoU", "top1": "top-1 accuracy"}
+SCORE_NAMES = {"miou": "mIoU", "top1": "top-1 accuracy", "ods": "ODS"}
 Points = List[Tuple[float, float]]
 
 

@@ -193,7 +193,7 @@ def evaluate_segmentation(
     return matrix.compute()
 
 
-def _to_input(image: Union[Image.Image, np.ndarray], meta: DatasetMeta, device: Union[str, torch.device]) -> Tensor:
+def to_input(image: Union[Image.Image, np.ndarray], meta: DatasetMeta, device: Union[str, torch.device]) -> Tensor:
     """An RGB image (PIL, or ``H x W x 3`` uint8) as a normalised ``1 x 3 x H x W`` float tensor on ``device``."""
     pixels = np.asarray(as_rgb_image(image), dtype=np.float32) / 255.0
     mean, std = (np.asarray(v, dtype=np.float32) for v in (meta.mean, meta.std))
@@ -211,7 +211,7 @@ def predict(model: nn.Module, image: Union[Image.Image, np.ndarray], meta: Datas
         ``(label, probabilities)``: the ``H x W`` argmax (uint8 for up to 256 classes, else int64) and the
         ``C x H x W`` float32 probabilities, averaged (not summed) over the runs so that they add up to 1.
     """
-    summed = infer(model, _to_input(image, meta, device), meta.num_classes, **infer_options)[0]
+    summed = infer(model, to_input(image, meta, device), meta.num_classes, **infer_options)[0]
     probabilities = (summed / summed.sum(dim=0, keepdim=True)).float().cpu().numpy()
     label = probabilities.argmax(axis=0)
     return label.astype(np.uint8 if meta.num_classes <= 256 else np.int64), probabilities

@@ -1,0 +1,143 @@
+"""Boundary detection (Sec. 5.4): the weighted loss, evaluation with the BSDS benchmark, the precision-recall
+plot of Fig. 7, and a classical baseline scored by the same code.
+
+A boundary model returns one logit per pixel (``N x 1 x H x W``); its sigmoid is the boundary probability.
+Training follows HED, as the paper does: binary cross-entropy on the annotators' consensus, boundary
+pixels weighted more than the others (``class_weights = (1, 10)``), ignored pixels (255) left out.
+Evaluation thins each probability map along the edge normal (``thin_edges``) and scores it against
+every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
+"""
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from scipy import ndimage
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ..constants import IGNORE_INDEX
+from ..data.meta import DatasetMeta
+from ..errors import DLAError
+from ..metrics.boundaries import BoundaryBenchmark, thin_edges
+from .segmentation import to_input
+
+ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the contours of Fig. 7
+
+
+def boundary_loss(logits: Tensor, target: Tensor, class_weights: Optional[Tensor] = None,
+                  ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Binary cross-entropy of ``N x 1 x H x W`` logits against ``N x H x W`` labels (1 boundary, 0 not,
+    ``ignore_index`` left out), each pixel weighted by ``class_weights[label]`` (``(1, 10)``: boundaries
+    count ten times), summed and divided by the number of pixels that are not ignored."""
+    if logits.dim() != 4 or logits.shape[1] != 1 or target.shape != logits.shape[:1] + logits.shape[2:]:
+        raise DLAError(f"expected logits N x 1 x H x W and target N x H x W, got {tuple(logits.shape)} and {tuple(target.shape)}")
+    valid = target != ignore_index
+    positive = (target == 1) & valid
+    weights = torch.ones_like(logits[:, 0], dtype=torch.float32) if class_weights is None else \
+        torch.where(positive, class_weights[1], class_weights[0]).float()
+    losses = F.binary_cross_entropy_with_logits(logits[:, 0].float(), positive.float(), reduction="none")
+    return (losses * weights * valid).sum() / valid.sum().clamp_min(1)
+
+
+@torch.no_grad()
+def boundary_probability(model: nn.Module, image: Tensor) -> np.ndarray:
+    """The ``H x W`` boundary probability (float32) of one normalised ``1 x 3 x H x W`` image."""
+    return torch.sigmoid(model(image)[0, 0].float()).cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate_boundaries(model: nn.Module, dataset: Any, thresholds: int = 99, tolerance: float = 0.0075,
+                        device: Optional[torch.device] = None) -> Dict[str, Any]:
+    """Score ``model`` on every image of a boundary dataset (``dataset[i]`` the normalised image,
+    ``dataset.annotations(i)`` every annotator's map) with the BSDS protocol; see ``BoundaryBenchmark``.
+
+    Returns:
+        ``ods``, ``ois``, ``ap`` and the curve (``thresholds``, ``precision``, ``recall``, ``f``) of
+        ``BoundaryBenchmark.compute``.
+    """
+    device = device if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    benchmark = BoundaryBenchmark(thresholds, tolerance)
+    for index in tqdm(range(len(dataset)), desc="evaluating", leave=False, dynamic_ncols=True):
+        image, _ = dataset[index]
+        probability = boundary_probability(model, image[None].to(device))
+        benchmark.update(thin_edges(probability), dataset.annotations(index))
+    model.train(was_training)
+    return benchmark.compute()
+
+
+def predict_boundaries(model: nn.Module, image: Image.Image, meta: DatasetMeta,
+                       device: Union[str, torch.device] = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+    """The boundary probability of one RGB image and its thinned map (``thin_edges``), both ``H x W`` float32;
+    the model must already be on ``device`` and in eval mode."""
+    probability = boundary_probability(model, to_input(image, meta, device))
+    return probability, thin_edges(probability)
+
+
+def gradient_magnitude(image: Image.Image, sigma: float = 1.0) -> np.ndarray:
+    """A classical boundary map: the Gaussian-smoothed (``sigma``) gradient magnitude of the RGB image,
+    the largest over its channels, scaled to [0, 1]. The sanity anchor the learned models must beat."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    magnitude = np.max([ndimage.gaussian_gradient_magnitude(pixels[..., c], sigma) for c in range(3)], axis=0)
+    return magnitude / max(float(magnitude.max()), 1e-12)
+
+
+def evaluate_gradient_baseline(dataset: Any, thresholds: int = 99, tolerance: float = 0.0075,
+                               sigma: float = 1.0) -> Dict[str, Any]:
+    """The BSDS scores of ``gradient_magnitude`` on every image of ``dataset``, thinned like the models'."""
+    benchmark = BoundaryBenchmark(thresholds, tolerance)
+    for index in tqdm(range(len(dataset)), desc="evaluating", leave=False, dynamic_ncols=True):
+        image, _ = dataset.read(index)
+        benchmark.update(thin_edges(gradient_magnitude(image, sigma)), dataset.annotations(index))
+    return benchmark.compute()
+
+
+def format_boundary_scores(result: Dict[str, Any]) -> str:
+    """ODS (with its threshold), OIS and AP as a small table."""
+    rows = [("ODS", result["ods"], f"threshold {result['ods_threshold']:.2f}"), ("OIS", result["ois"], ""),
+            ("AP", result["ap"], "")]
+    return "\n".join(f"{name:<4} {value:.4f}  {note}".rstrip() for name, value, note in rows)
+
+
+def draw_pr_curve(curves: Sequence[Tuple[str, Dict[str, Any]]], size: int = 480) -> Image.Image:
+    """Precision against recall in the style of the paper's Fig. 7: iso-F contours (grey), each curve with
+    its ODS point marked, and a legend ``[F=.794] name``. ``curves``: ``(name, BoundaryBenchmark result)``."""
+    margin, side = 48, size - 2 * 48
+    canvas = Image.new("RGB", (size + 160, size), "white")
+    draw = ImageDraw.Draw(canvas)
+
+    def to_pixel(recall: float, precision: float) -> Tuple[float, float]:
+        return margin + recall * side, margin + (1 - precision) * side
+
+    for f in ISO_F:  # precision as a function of recall on the contour F = f
+        points = [(r, f * r / (2 * r - f)) for r in np.linspace(f / 2 + 1e-3, 1, 60) if 0 <= f * r / (2 * r - f) <= 1]
+        draw.line([to_pixel(r, p) for r, p in points], fill=(200, 200, 200), width=1)
+        draw.text(to_pixel(points[-1][0], points[-1][1]), f"{f:.1f}", fill=(150, 150, 150))
+    draw.rectangle([margin, margin, margin + side, margin + side], outline="black")
+    for i in range(6):
+        tick = i / 5
+        draw.text((margin + tick * side - 8, margin + side + 6), f"{tick:.1f}", fill="black")
+        draw.text((margin - 28, margin + (1 - tick) * side - 6), f"{tick:.1f}", fill="black")
+    draw.text((margin + side // 2 - 16, size - 20), "Recall", fill="black")
+    draw.text((4, margin - 28), "Precision", fill="black")
+    for k, (name, result) in enumerate(curves):
+        colour = _COLOURS[k % len(_COLOURS)]
+        points = [to_pixel(r, p) for r, p in zip(result["recall"], result["precision"]) if r > 0 or p > 0]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        x, y = to_pixel(result["ods_recall"], result["ods_precision"])
+        draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
+        draw.text((margin + side + 12, margin + 16 * k), f"[F={result['ods']:.3f}] {name}", fill=colour)
+    return canvas
+
+
+_COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189))
+
+__all__ = [
+    "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries", "evaluate_gradient_baseline",
+    "format_boundary_scores", "gradient_magnitude", "predict_boundaries",
+]
