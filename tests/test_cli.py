@@ -22,7 +22,7 @@ def test_models_markdown_format(capsys):
 
 
 def test_unknown_pattern_is_a_clear_error_without_traceback():
-    result = subprocess.run([sys.executable, "-m", "dla", "models", "resnet*"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dla", "models", "vgg*"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.startswith("dla: error: no model matches 'resnet*'")
+    assert result.stderr.startswith("dla: error: no model matches 'vgg*'")
     assert "Traceback" not in result.stderr

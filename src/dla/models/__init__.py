@@ -1,11 +1,12 @@
 """Model families and the registry. Importing a family file registers its variants."""
 
-from . import dla, dla_up  # noqa: F401  (registers the variants)
+from . import dla, dla_up, resnet  # noqa: F401  (registers the variants)
 from ._features import FeatureInfo, FeatureListNet
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import create_model, list_models, register_model
 from .dla import DLA
 from .dla_up import DLASeg, DLAUp
+from .resnet import ResNet
 
 __all__ = [
     "DLA",
@@ -14,6 +15,7 @@ __all__ = [
     "FeatureInfo",
     "FeatureListNet",
     "PretrainedCfg",
+    "ResNet",
     "create_model",
     "list_models",
     "load_pretrained",

@@ -1,0 +1,239 @@
+"""ResNet (He et al., CVPR 2016) with torchvision's state-dict keys, for the peer systems (DeepLabv3) and as the
+paper's baseline (Fig. 5).
+
+The layout is torchvision's, so its ImageNet files load unchanged: ``conv1``/``bn1`` (7x7, stride 2), a 3x3
+max-pool, four stages ``layer1``-``layer4`` of basic (ResNet-18/34) or bottleneck (ResNet-50/101/152, expansion
+4, stride on the 3x3) blocks, each stage's first block with a ``downsample`` projection, then global average
+pooling and ``fc``.
+
+Atrous convolution (DeepLabv3, Sec. 3.1): ``output_stride`` 16 or 8 replaces the striding of the last stages by
+dilation; the first block of a dilated stage keeps the previous rate, as torchvision does. Multi-grid (Sec.
+3.2.1): ``multi_grid`` gives the last stage's unit rates relative to its rate, so ``output_stride=16`` (rate
+2) with ``multi_grid=(1, 2, 4)`` gives rates (2, 4, 8).
+"""
+
+from typing import List, Optional, Sequence, Type, Union
+
+from torch import Tensor, nn
+
+from ..errors import DLAError
+from ._features import FeatureInfo
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (ResNet-18/34); ``downsample`` projects the shortcut when the shape changes."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided, dilated), 1x1 expand by 4 (ResNet-50/101/152, torchvision's "V1.5")."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, width * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + shortcut)
+
+
+Block = Type[Union[BasicBlock, Bottleneck]]
+
+
+def stage_rates(output_stride: int) -> List[int]:
+    """The dilation rate of stages 1-4: 1 while striding, doubling for each stride replaced below 32."""
+    if output_stride not in (8, 16, 32):
+        raise DLAError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+    return {32: [1, 1, 1, 1], 16: [1, 1, 1, 2], 8: [1, 1, 2, 4]}[output_stride]
+
+
+def unit_rates(blocks: int, rate: int, previous: int, multi_grid: Optional[Sequence[int]] = None) -> List[int]:
+    """The dilation of each block of a stage at ``rate``: the first keeps the ``previous`` stage's rate, as
+    torchvision does; with ``multi_grid`` every block has ``rate`` times its own unit rate (DeepLabv3)."""
+    if multi_grid is not None:
+        return [rate * unit for unit in multi_grid]
+    return [previous] + [rate] * (blocks - 1)
+
+
+class ResNet(nn.Module):
+    """A ResNet with torchvision's layout.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage (ResNet-50: ``(3, 4, 6, 3)``).
+        num_classes: classifier outputs; 0 for none (``forward`` then returns pooled features).
+        in_chans: input channels.
+        output_stride: 32, 16 or 8 (atrous convolution in the last stages).
+        multi_grid: unit rates of the last stage relative to its rate (DeepLabv3's Multi_Grid); ``None``: all 1.
+        pretrained_cfg: the published weights of this variant.
+
+    Shapes: ``(N, in_chans, H, W) -> (N, num_classes)``; stage ``i`` (``layer{i}``) has ``64 * 2**(i-1) *
+    expansion`` channels at ``H / 4, H / 8, H / 16, H / 32`` (capped at ``output_stride``).
+    """
+
+    def __init__(self, block: Block, layers: Sequence[int], num_classes: int = 1000, in_chans: int = 3,
+                 output_stride: int = 32, multi_grid: Optional[Sequence[int]] = None,
+                 pretrained_cfg: Optional[PretrainedCfg] = None) -> None:
+        super().__init__()
+        rates = stage_rates(output_stride)
+        if multi_grid is not None and len(multi_grid) != layers[3]:
+            raise DLAError(f"multi_grid needs one rate per block of the last stage ({layers[3]}), got {list(multi_grid)}")
+        self.num_classes = num_classes
+        self.block_name = "Basic" if block is BasicBlock else "Bottleneck"  # as the DLA table names them
+        self.pretrained_cfg = pretrained_cfg or PretrainedCfg(first_conv="conv1")
+        self.in_channels = 64
+        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, padding=1)
+        self.layer1 = self._stage(block, 64, 1, unit_rates(layers[0], rates[0], rates[0]))
+        self.layer2 = self._stage(block, 128, 2 if rates[1] == 1 else 1, unit_rates(layers[1], rates[1], rates[0]))
+        self.layer3 = self._stage(block, 256, 2 if rates[2] == 1 else 1, unit_rates(layers[2], rates[2], rates[1]))
+        self.layer4 = self._stage(block, 512, 2 if rates[3] == 1 else 1,
+                                  unit_rates(layers[3], rates[3], rates[2], multi_grid))
+        self.num_features = 512 * block.expansion
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        widths = [64 * block.expansion * 2**i for i in range(4)]
+        reductions = [min(4 * 2**i, output_stride) for i in range(4)]
+        self.feature_info = FeatureInfo(
+            [dict(num_chs=64, reduction=2, module="relu")]
+            + [dict(num_chs=c, reduction=r, module=f"layer{i + 1}") for i, (c, r) in enumerate(zip(widths, reductions))]
+        )
+        self._init_weights()
+
+    def _stage(self, block: Block, width: int, stride: int, rates: Sequence[int]) -> nn.Sequential:
+        """One block per entry of ``rates`` (their dilations); the first strides and projects the shortcut."""
+        out_channels = width * block.expansion
+        downsample = None
+        if stride != 1 or self.in_channels != out_channels:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+        units = [block(self.in_channels, width, stride, rates[0], downsample)]
+        self.in_channels = out_channels
+        units += [block(out_channels, width, 1, rate) for rate in rates[1:]]
+        return nn.Sequential(*units)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_levels(self, x: Tensor) -> List[Tensor]:
+        """The stem's map (stride 2) and the four stages' maps (strides 4, 8, 16, 32, capped at output_stride)."""
+        stem = self.relu(self.bn1(self.conv1(x)))
+        maps = [stem]
+        x = self.maxpool(stem)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``(N, in_chans, H, W) -> (N, num_features, H / output_stride, W / output_stride)``."""
+        return self.forward_levels(x)[-1]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
+        x = self.avgpool(x).flatten(1)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cfg(file_name: str, paper_name: str) -> PretrainedCfg:
+    return PretrainedCfg(
+        url=f"https://download.pytorch.org/models/{file_name}.pth",
+        hash_prefix=file_name.rsplit("-", 1)[1],
+        first_conv="conv1",
+        license="BSD-3-Clause",
+        paper_name=paper_name,
+        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
+    )
+
+
+default_cfgs = {
+    "resnet18": _cfg("resnet18-f37072fd", "ResNet-18"),
+    "resnet34": _cfg("resnet34-b627a593", "ResNet-34"),
+    "resnet50": _cfg("resnet50-0676ba61", "ResNet-50"),
+    "resnet101": _cfg("resnet101-63fe2227", "ResNet-101"),
+    "resnet152": _cfg("resnet152-394f9c45", "ResNet-152"),
+}
+
+
+@register_model
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: basic blocks (2, 2, 2, 2)."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), pretrained_cfg=default_cfgs["resnet18"], **kwargs)
+
+
+@register_model
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: basic blocks (3, 4, 6, 3); DLA-34's counterpart (Fig. 5)."""
+    return ResNet(BasicBlock, (3, 4, 6, 3), pretrained_cfg=default_cfgs["resnet34"], **kwargs)
+
+
+@register_model
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50: bottlenecks (3, 4, 6, 3); a DeepLabv3 backbone."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), pretrained_cfg=default_cfgs["resnet50"], **kwargs)
+
+
+@register_model
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101: bottlenecks (3, 4, 23, 3); DeepLabv3's main backbone."""
+    return ResNet(Bottleneck, (3, 4, 23, 3), pretrained_cfg=default_cfgs["resnet101"], **kwargs)
+
+
+@register_model
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152: bottlenecks (3, 8, 36, 3)."""
+    return ResNet(Bottleneck, (3, 8, 36, 3), pretrained_cfg=default_cfgs["resnet152"], **kwargs)
+
+
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "stage_rates", "unit_rates"]
