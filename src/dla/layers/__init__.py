@@ -1,4 +1,4 @@
-"""Shared layers: convolution-BatchNorm-ReLU and the residual blocks of Fig. 9."""
+"""Shared layers: convolution-BatchNorm-ReLU, the residual blocks of Fig. 9, up-sampling and initialisation."""
 
 from .blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock
 from .conv_bn_act import ConvBnAct

@@ -21,6 +21,7 @@ from ..aggregation import HDA
 from ..errors import DLAError
 from ..layers.blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock, block_name
 from ..layers.conv_bn_act import ConvBnAct
+from ..layers.weight_init import init_conv_bn
 from ._features import FeatureInfo
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
@@ -108,18 +109,10 @@ class DLA(nn.Module):
         self.feature_info = FeatureInfo(
             [dict(num_chs=c, reduction=r, module=f"level{i}") for i, (c, r) in enumerate(zip(channels, reductions))]
         )
-        self._init_weights()
+        init_conv_bn(self, skip=(self.fc,))
 
     def _classifier(self, num_classes: int) -> nn.Module:
         return nn.Conv2d(self.num_features, num_classes, 1) if num_classes > 0 else nn.Identity()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d) and m is not self.fc:
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def get_classifier(self) -> nn.Module:
         return self.fc

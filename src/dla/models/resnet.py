@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Type, Union
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.weight_init import init_conv_bn
 from ._features import FeatureInfo
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
@@ -132,7 +133,7 @@ class ResNet(nn.Module):
             [dict(num_chs=64, reduction=2, module="relu")]
             + [dict(num_chs=c, reduction=r, module=f"layer{i + 1}") for i, (c, r) in enumerate(zip(widths, reductions))]
         )
-        self._init_weights()
+        init_conv_bn(self)
 
     def _stage(self, block: Block, width: int, stride: int, rates: Sequence[int]) -> nn.Sequential:
         """One block per entry of ``rates`` (their dilations); the first strides and projects the shortcut."""
@@ -146,14 +147,6 @@ class ResNet(nn.Module):
         self.in_channels = out_channels
         units += [block(out_channels, width, 1, rate) for rate in rates[1:]]
         return nn.Sequential(*units)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
