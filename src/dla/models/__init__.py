@@ -1,6 +1,6 @@
 """Model families and the registry. Importing a family file registers its variants."""
 
-from . import dla, dla_up, resnet  # noqa: F401  (registers the variants)
+from . import dla, dla_up, resnet, deeplabv3  # noqa: F401, I001  (registers the variants, DLA first)
 from ._features import FeatureInfo, FeatureListNet
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import create_model, list_models, register_model
