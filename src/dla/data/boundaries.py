@@ -6,7 +6,8 @@ A boundary dataset is a two-class segmentation dataset (``background``, ``bounda
 0 elsewhere, 255 where ignored (padding from rotation and cropping, and optionally uncertain pixels).
 
 Benchmarks such as BSDS500 have several human annotators per image. Evaluation scores full images against
-every one of them, so :meth:`BoundaryDataset.annotations` returns all their boolean maps, untransformed.
+every one of them, so :meth:`BoundaryDataset.read_annotated` returns the image with all their boolean maps,
+untransformed (:meth:`BoundaryDataset.annotations`: the maps alone).
 Training supervises with their consensus (:func:`consensus_label`): a pixel is a boundary when at least
 ``min_annotators`` annotators mark it (3 by default, as in the DLA paper, Sec. 5.4). The threshold is
 clamped to the number of annotators an image has, so with a single annotator the label is simply that
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 
 from ..constants import IGNORE_INDEX
 from ..errors import DLAError
@@ -118,21 +120,22 @@ class BoundaryDataset(SegmentationDataset):
 
     def annotations(self, index: int) -> List[np.ndarray]:
         """Every annotator's ``bool (H, W)`` boundary map of sample ``index``, untransformed, sizes checked."""
-        image_path, label_path = self.files[index]
-        return self._checked_annotations(load_image(image_path).size, image_path, label_path)
+        return self.read_annotated(index)[1]
 
     def read(self, index: int) -> Sample:
         """Sample ``index`` untransformed: ``(RGB PIL image, int64 (H, W) consensus label)``."""
-        image_path, label_path = self.files[index]
-        image = load_image(image_path)
-        maps = self._checked_annotations(image.size, image_path, label_path)
+        image, maps = self.read_annotated(index)
         return image, consensus_label(maps, self.min_annotators, self.ignore_uncertain, self.meta.ignore_index)
 
-    def _checked_annotations(self, size: Tuple[int, int], image_path: Path, label_path: Path) -> List[np.ndarray]:
+    def read_annotated(self, index: int) -> Tuple[Image.Image, List[np.ndarray]]:
+        """Sample ``index`` untransformed with every annotator's ``bool (H, W)`` map, each checked to be the
+        image's size: what the benchmark scores (one read of the image and of its annotations)."""
+        image_path, label_path = self.files[index]
+        image = load_image(image_path)
         maps = self.load_annotations(label_path)
         if not maps:
             raise DLAError(f"{label_path}: holds no annotations")
-        width, height = size
+        width, height = image.size
         for k, boundary_map in enumerate(maps, 1):
             if boundary_map.shape != (height, width):
                 shape = "x".join(str(s) for s in boundary_map.shape[::-1])
@@ -140,7 +143,7 @@ class BoundaryDataset(SegmentationDataset):
                     f"{label_path}: annotator {k}'s boundary map is {shape} but its image {image_path} is "
                     f"{width}x{height} (width x height); they must be the same size"
                 )
-        return [m != 0 for m in maps]
+        return image, [m != 0 for m in maps]
 
 
 class BoundaryFolder(BoundaryDataset):

@@ -14,7 +14,7 @@ from ..data import build_dataset
 from ..errors import DLAError
 from ..tasks.boundaries import draw_pr_curve, evaluate_gradient_baseline
 from .config import resolve_data_root
-from .trainer import write_json
+from .trainer import write_result
 
 
 def evaluate_baseline(
@@ -38,8 +38,7 @@ def evaluate_baseline(
     scores = evaluate_gradient_baseline(data, thresholds, tolerance, sigma)
     result = {"model": f"gradient magnitude (sigma {sigma:g})", "dataset": dataset, "split": split, **scores}
     if output is not None:
-        write_json(Path(output), result)
-        draw_pr_curve([(result["model"], result)]).save(Path(output).with_name(f"{Path(output).stem}_pr_curve.png"))
+        write_result(Path(output), result, {"pr_curve": draw_pr_curve([(result["model"], result)])})
     return result
 
 

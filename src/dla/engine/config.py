@@ -357,6 +357,14 @@ def refuse_foreign_keys(cfg: Dict[str, Any]) -> None:
         )
 
 
+def with_eval_settings(cfg: Dict[str, Any], settings: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of a run's ``cfg`` whose ``eval`` keys are replaced by ``settings`` (test-time options such as
+    ``scales`` or ``ten_crop``), refused when they belong to another task than the run's."""
+    updated = {**cfg, "eval": {**cfg["eval"], **settings}}
+    refuse_foreign_keys(updated)
+    return updated
+
+
 def lookup(cfg: Dict[str, Any], dotted: str) -> Any:
     """The value at a dotted key (``optim.lr``) of a nested config; None where a part is missing."""
     for part in dotted.split("."):

@@ -15,7 +15,7 @@ from ..tasks.boundaries import predict_boundaries
 from ..tasks.classification import class_probabilities, top_classes
 from ..tasks.segmentation import predict, save_prediction
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .config import refuse_foreign_keys
+from .config import with_eval_settings
 from .tasks import get_task
 from .trainer import select_device
 
@@ -45,8 +45,7 @@ def predict_files(
     pictures = [(Path(path), load_image(Path(path))) for path in images]
     state = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(state)
-    cfg = {**state["config"], "eval": {**state["config"]["eval"], **settings}}
-    refuse_foreign_keys(cfg)
+    cfg = with_eval_settings(state["config"], settings)
     target = select_device(device)
     model.to(target)
     with torch.no_grad():

@@ -42,7 +42,7 @@ from ..data import build_dataset
 from ..errors import DLAError
 from ..tasks.curves import plot_curves
 from .checkpoint import load_checkpoint, model_from_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import config_differences, lookup, refuse_foreign_keys, resolve_data_root
+from .config import config_differences, lookup, resolve_data_root, with_eval_settings
 from .rundir import MetricsLogger, RunDir, code_version
 from .schedules import build_scheduler, total_iterations
 from .tasks import get_task
@@ -254,8 +254,7 @@ def evaluate_checkpoint(
     """
     state = load_checkpoint(checkpoint)
     model, meta = model_from_checkpoint(state)
-    cfg = {**state["config"], "eval": {**state["config"]["eval"], **settings}}
-    refuse_foreign_keys(cfg)
+    cfg = with_eval_settings(state["config"], settings)
     task = get_task(cfg["task"])
     trained_on = cfg["data"]
     dataset = dataset or trained_on["dataset"]
@@ -279,9 +278,7 @@ def evaluate_checkpoint(
         "eval": {key: value for key, value in cfg["eval"].items() if key != "every_epochs"}, **scores,
     }
     if output is not None:
-        write_json(Path(output), result)
-        for name, picture in task.draw(result, meta.classes).items():
-            picture.save(Path(output).with_name(f"{Path(output).stem}_{name}.png"))
+        write_result(Path(output), result, task.draw(result, meta.classes))
     return result
 
 
@@ -400,6 +397,14 @@ def non_finite_error(what: str, run: RunDir) -> DLAError:
     return DLAError(
         f"{what}; training stopped and {kept}. Lower optim.lr, set optim.grad_clip, or check the labels and optim.class_weights."
     )
+
+
+def write_result(path: Path, result: Dict[str, Any], pictures: Dict[str, Any]) -> None:
+    """Scores as JSON at ``path``, and each of their ``pictures`` (name: PIL image) beside it as
+    ``<path stem>_<name>.png``."""
+    write_json(path, result)
+    for name, picture in pictures.items():
+        picture.save(path.with_name(f"{path.stem}_{name}.png"))
 
 
 def write_json(path: Path, data: Dict[str, Any]) -> None:

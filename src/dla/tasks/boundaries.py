@@ -8,7 +8,7 @@ Evaluation thins each probability map along the edge normal (``thin_edges``) and
 every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 """
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -51,8 +51,8 @@ def boundary_probability(model: nn.Module, image: Tensor) -> np.ndarray:
 @torch.no_grad()
 def evaluate_boundaries(model: nn.Module, dataset: Any, thresholds: int = 99, tolerance: float = 0.0075,
                         device: Optional[torch.device] = None) -> Dict[str, Any]:
-    """Score ``model`` on every image of a boundary dataset (``dataset[i]`` the normalised image,
-    ``dataset.annotations(i)`` every annotator's map) with the BSDS protocol; see ``BoundaryBenchmark``.
+    """Score ``model`` on every image of a boundary dataset (``dataset.read_annotated(i)``: the image and every
+    annotator's map) with the BSDS protocol, one forward pass per whole image normalised with ``dataset.meta``.
 
     Returns:
         ``ods``, ``ois``, ``ap`` and the curve (``thresholds``, ``precision``, ``recall``, ``f``) of
@@ -61,12 +61,20 @@ def evaluate_boundaries(model: nn.Module, dataset: Any, thresholds: int = 99, to
     device = device if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
+    scores = benchmark_maps(dataset, lambda image: boundary_probability(model, to_input(image, dataset.meta, device)),
+                            thresholds, tolerance)
+    model.train(was_training)
+    return scores
+
+
+def benchmark_maps(dataset: Any, boundary_map: Callable[[Image.Image], np.ndarray], thresholds: int = 99,
+                   tolerance: float = 0.0075) -> Dict[str, Any]:
+    """The BSDS scores of ``boundary_map(image)`` (``H x W`` in [0, 1]) on every image of a boundary dataset,
+    each map thinned by ``thin_edges`` and matched against every annotator."""
     benchmark = BoundaryBenchmark(thresholds, tolerance)
     for index in tqdm(range(len(dataset)), desc="evaluating", leave=False, dynamic_ncols=True):
-        image, _ = dataset[index]
-        probability = boundary_probability(model, image[None].to(device))
-        benchmark.update(thin_edges(probability), dataset.annotations(index))
-    model.train(was_training)
+        image, annotations = dataset.read_annotated(index)
+        benchmark.update(thin_edges(boundary_map(image)), annotations)
     return benchmark.compute()
 
 
@@ -89,11 +97,7 @@ def gradient_magnitude(image: Image.Image, sigma: float = 1.0) -> np.ndarray:
 def evaluate_gradient_baseline(dataset: Any, thresholds: int = 99, tolerance: float = 0.0075,
                                sigma: float = 1.0) -> Dict[str, Any]:
     """The BSDS scores of ``gradient_magnitude`` on every image of ``dataset``, thinned like the models'."""
-    benchmark = BoundaryBenchmark(thresholds, tolerance)
-    for index in tqdm(range(len(dataset)), desc="evaluating", leave=False, dynamic_ncols=True):
-        image, _ = dataset.read(index)
-        benchmark.update(thin_edges(gradient_magnitude(image, sigma)), dataset.annotations(index))
-    return benchmark.compute()
+    return benchmark_maps(dataset, lambda image: gradient_magnitude(image, sigma), thresholds, tolerance)
 
 
 def format_boundary_scores(result: Dict[str, Any]) -> str:
@@ -138,6 +142,6 @@ def draw_pr_curve(curves: Sequence[Tuple[str, Dict[str, Any]]], size: int = 480)
 _COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189))
 
 __all__ = [
-    "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries", "evaluate_gradient_baseline",
+    "benchmark_maps", "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries", "evaluate_gradient_baseline",
     "format_boundary_scores", "gradient_magnitude", "predict_boundaries",
 ]
