@@ -106,7 +106,7 @@ def test_train_eval_and_baseline(boundary_folder, tmp_path, capsys):
     metrics = train(config(boundary_folder, out))
     assert 0.0 <= metrics["ods"] <= 1.0 and 0.0 <= metrics["ap"] <= 1.0 and len(metrics["precision"]) == 9
     state = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert state["task"] == "boundaries" and state["model_kwargs"] == {"num_classes": 1, "down_ratio": 2, "backbone": "dla46_c"}
+    assert state["task"] == "boundaries" and state["model_kwargs"] == {"num_classes": 1, "backbone": "dla46_c"}
     assert (out / "plots" / "pr_curve.png").is_file() and (out / "plots" / "curves.png").is_file()
 
     output = tmp_path / "scores.json"

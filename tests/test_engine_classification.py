@@ -177,7 +177,7 @@ def test_task_defaults_fill_the_config():
     cfg = load_config(None, ["task=classification", "data.dataset=synthetic"])
     assert cfg["model"]["name"] == "dla34" and cfg["data"]["crop_size"] == [224, 224] and cfg["data"]["resize"] == [256]
     assert cfg["model"]["down_ratio"] is None and cfg["data"]["rotation"] is None
-    assert load_config(None, [])["model"]["down_ratio"] == 2
+    assert load_config(None, ["model.down_ratio=8"])["model"]["down_ratio"] == 8  # null: the model's own (DLA's 2s)
 
 
 def test_a_segmentation_dataset_is_refused_for_classification(tmp_path):

@@ -20,7 +20,7 @@ def write(path: Path, settings: dict) -> Path:
 def test_defaults_and_derived_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None)
-    assert cfg["model"] == {"name": "dla34up", "down_ratio": 2, "pretrained_backbone": None, "kwargs": {}}
+    assert cfg["model"] == {"name": "dla34up", "down_ratio": None, "pretrained_backbone": None, "kwargs": {}}
     assert cfg["optim"]["lr"] == 0.01 and cfg["optim"]["schedule"] == "step" and cfg["optim"]["step_epochs"] == [800]
     assert cfg["data"]["dataset"] == "synthetic" and cfg["data"]["root"] is None
     assert cfg["out_dir"] == str(tmp_path / "runs" / "dla34up")  # no file: named after the model
@@ -45,7 +45,8 @@ def test_file_then_overrides(tmp_path):
         ({"optim": {"lrr": 0.1}}, "did you mean 'optim.lr'"),
         ({"data": {"batchsize": 2}}, "did you mean 'data.batch_size'"),
         ({"lr": 0.1}, "did you mean 'optim.lr'"),  # right key, wrong section
-        ({"optimizer": {"lr": 0.1}}, "did you mean 'optim'"),
+        ({"optimiser": {"lr": 0.1}}, "did you mean 'optim'"),
+        ({"optimizer": "adam"}, "did you mean 'optim.optimizer'"),
     ],
 )
 def test_unknown_key_in_file_names_it_and_suggests(tmp_path, settings, expected):
@@ -141,6 +142,17 @@ def test_shipped_configs_follow_the_paper(monkeypatch, tmp_path):
     assert city["model"]["name"] == "dla102up"
     assert (city["optim"]["schedule"], city["optim"]["power"], city["optim"]["epochs"]) == ("poly", 0.9, 500)
     assert (city["data"]["batch_size"], city["data"]["crop_size"]) == (16, [864, 864])
+    voc = load_config(str(ROOT / "configs" / "voc_deeplabv3_resnet101.yaml"))  # DeepLabv3: train at 16, evaluate at 8
+    assert (voc["model"]["kwargs"]["output_stride"], voc["eval"]["output_stride"], voc["optim"]["lr"]) == (16, 8, 0.007)
+    assert voc["eval"]["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and voc["eval"]["flip"]
+    ladder = load_config(str(ROOT / "configs" / "cityscapes_ladder_densenet169.yaml"))
+    assert (ladder["optim"]["optimizer"], ladder["optim"]["lr"], ladder["optim"]["power"]) == ("adam", 5.0e-4, 1.5)
+    assert (ladder["optim"]["backbone_lr_factor"], ladder["optim"]["aux_weight"], ladder["data"]["batch_size"]) == (0.2, 0.3, 2)
+    peers = [load_config(str(ROOT / "configs" / f"camvid_cpu20_{name}.yaml"))
+             for name in ("dla34", "deeplabv3_resnet50", "ladder_densenet121", "dfanet_a")]
+    for cfg in peers:  # the CPU comparison: one budget, only the model differs
+        assert {k: v for k, v in cfg.items() if k not in ("model", "out_dir")} == {
+            k: v for k, v in peers[0].items() if k not in ("model", "out_dir")}
 
 
 def test_every_key_is_documented():

@@ -121,7 +121,7 @@ def test_two_iterations_write_a_complete_run_directory(tmp_path):
 
     state = load_checkpoint(out / "checkpoints" / "last.pt")
     assert (state["iteration"], state["epoch"], state["best_score"]) == (2, 0, metrics["miou"])
-    assert state["model_kwargs"] == {"num_classes": 3, "down_ratio": 2}
+    assert state["model_kwargs"] == {"num_classes": 3}  # down_ratio null: the model's own
     assert {"optimizer", "scheduler", "rng", "config", "code_version", "task"} <= state.keys()
     assert (out / "checkpoints" / "best.pt").is_file()
     model, meta = model_from_checkpoint(out / "checkpoints" / "last.pt")

@@ -43,3 +43,46 @@ def test_batch_of_one_trains_and_odd_sizes_come_back_whole():
     logits.mean().backward()
     assert torch.equal(pooled_bn.running_mean, before)  # one value per channel: running statistics, untouched
     assert model(torch.randn(2, 3, 65, 65)).shape == (2, 3, 65, 65)
+
+
+def test_switching_the_output_stride_keeps_the_weights_and_equals_building_at_it():
+    torch.manual_seed(0)
+    trained_at_16 = create_model("deeplabv3_resnet50", num_classes=3, multi_grid=(1, 2, 4)).eval()
+    built_at_8 = create_model("deeplabv3_resnet50", num_classes=3, multi_grid=(1, 2, 4), output_stride=8).eval()
+    built_at_8.load_state_dict(trained_at_16.state_dict())
+    x = torch.randn(1, 3, 67, 75)
+    at_16 = trained_at_16(x)
+    trained_at_16.set_output_stride(8)
+    with torch.no_grad():
+        assert torch.allclose(trained_at_16(x), built_at_8(x), atol=1e-5)
+        assert not torch.allclose(trained_at_16(x), at_16, atol=1e-3)
+    assert trained_at_16.output_stride == 8 and trained_at_16.backbone.feature_info.reduction() == [2, 4, 8, 8, 8]
+    with pytest.raises(DLAError, match="output_stride must be one of"):
+        trained_at_16.set_output_stride(64)  # no cascaded blocks to stride
+
+
+@pytest.mark.parametrize("output_stride, strides, rates", [
+    (16, [1, 1, 1], [[4, 8, 8], [8, 16, 16], [16, 32, 32]]),  # Fig. 3b: block4-7 at rates 2, 4, 8, 16 (x multi-grid)
+    (64, [2, 1, 1], [[1, 2, 2], [2, 4, 4], [4, 8, 8]]),  # Table 1's larger output strides: the replicas stride
+    (256, [2, 2, 2], [[1, 2, 2], [1, 2, 2], [1, 2, 2]]),  # no atrous rate but the multi-grid units
+])
+def test_cascaded_blocks_stride_then_dilate(output_stride, strides, rates):
+    with torch.device("meta"):
+        model = create_model("deeplabv3_cascade_resnet50", output_stride=output_stride, multi_grid=(1, 2, 2))
+    assert [replica[0].conv2.stride[0] for replica in model.cascade] == strides
+    assert [[unit.conv2.dilation[0] for unit in replica] for replica in model.cascade] == rates
+    assert model.pretrained_cfg.paper_name == "DeepLabv3-ResNet-50 block7"
+
+
+def test_cascade_has_the_same_weights_at_every_output_stride_and_trains_at_batch_one():
+    with torch.device("meta"):
+        counts = {count_params(create_model("deeplabv3_cascade_resnet50", output_stride=s)) for s in (8, 16, 256)}
+        block5 = create_model("deeplabv3_cascade_resnet101", cascade=1)
+    assert len(counts) == 1 and len(block5.cascade) == 1
+    assert "cascade.0.0.conv2.weight" in block5.state_dict() and "classifier.0.weight" in block5.state_dict()
+    model = create_model("deeplabv3_cascade_resnet50", num_classes=2, output_stride=64, cascade=1).train()
+    logits = model(torch.randn(1, 3, 70, 90))
+    assert logits.shape == (1, 2, 70, 90)
+    logits.mean().backward()
+    with pytest.raises(DLAError, match="cascade is the number"):
+        create_model("deeplabv3_cascade_resnet50", cascade=4)

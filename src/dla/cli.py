@@ -20,22 +20,29 @@ from .tasks.boundaries import format_boundary_scores
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    """Print the registered models: name, the paper's name, block, parameters, multiply-adds."""
+    """Print the registered models: name, the paper's name, block, parameters, multiply-adds, and the paper's
+    own figures next to ours at the paper's input size where the paper gives them."""
     names = list_models(args.pattern)
     if not names:
         raise DLAError(f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}")
     size = args.input_size
-    header = ["name", "paper name", "block", "params (M)", f"MACs at {size}x{size} (G)"]
+    header = ["name", "paper name", "block", "params (M)", f"MACs at {size}x{size} (G)", "paper params (M)",
+              "paper MACs (G)", "MACs at the paper's size (G)"]
     rows = []
     for name in names:
         with torch.device("meta"):
-            model = create_model(name)
+            model = create_model(name).eval()
+        cfg = model.pretrained_cfg
+        paper_size = cfg.paper_input_size
         rows.append([
             name,
-            model.pretrained_cfg.paper_name,
+            cfg.paper_name,
             getattr(model, "block_name", ""),
             f"{count_params(model) / 1e6:.2f}",
-            f"{count_macs(model.eval(), (1, 3, size, size)) / 1e9:.3f}",
+            f"{count_macs(model, (1, 3, size, size)) / 1e9:.3f}",
+            "" if cfg.paper_params is None else f"{cfg.paper_params:g}",
+            "" if cfg.paper_macs is None else f"{cfg.paper_macs:g} at {paper_size[0]}x{paper_size[1]}",
+            "" if paper_size is None else f"{count_macs(model, (1, 3, *paper_size)) / 1e9:.3f}",
         ])
     print(_table(header, rows, args.format))
 
@@ -164,13 +171,16 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scales", type=float, nargs="+", help="segmentation: e.g. 0.5 0.75 1 1.25 1.5 (summed)")
     parser.add_argument("--flip", action="store_true", default=None, help="segmentation: also predict the mirrored image")
     parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="segmentation: sliding-window inference")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32),
+                        help="segmentation: run the model at this output stride (DeepLabv3: trained at 16, evaluated at 8)")
     parser.add_argument("--ten-crop", action="store_true", default=None, help="classification: average 10 crops")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
 def _inference_settings(args: argparse.Namespace) -> Dict[str, Any]:
     """The ``eval`` keys given on the command line (``--scales`` ... ``--ten-crop``)."""
-    given = {"scales": args.scales, "flip": args.flip, "window": args.window, "ten_crop": args.ten_crop}
+    given = {"scales": args.scales, "flip": args.flip, "window": args.window, "output_stride": args.output_stride,
+             "ten_crop": args.ten_crop}
     return {key: value for key, value in given.items() if value is not None}
 
 

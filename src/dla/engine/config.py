@@ -34,8 +34,7 @@ ROOTLESS_DATASETS = ("synthetic",)  # datasets generated in memory, which take n
 # these values into the config, so that a run's config.yaml states what was used.
 TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "segmentation": {
-        "model.name": "dla34up", "model.down_ratio": 2, "data.crop_size": [360, 480], "data.scale": [0.5, 2.0],
-        "data.rotation": 10.0,
+        "model.name": "dla34up", "data.crop_size": [360, 480], "data.scale": [0.5, 2.0], "data.rotation": 10.0,
     },
     "classification": {
         # Sec. 5.1: random-resized crops of 224 (area 8-100%, aspect 3/4-4/3); test on the centre 224 of 256
@@ -45,7 +44,7 @@ TASK_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "boundaries": {
         # Sec. 5.4 after HED: boundary pixels weigh 10 times the others; rotations up to 180 degrees for BSDS;
         # the BSDS benchmark's 99 thresholds and matching distance of 0.0075 of the image diagonal
-        "model.name": "dla34edge", "model.down_ratio": 2, "data.crop_size": [320, 320], "data.scale": [0.5, 1.5],
+        "model.name": "dla34edge", "data.crop_size": [320, 320], "data.scale": [0.5, 1.5],
         "data.rotation": 180.0, "optim.class_weights": [1.0, 10.0], "eval.thresholds": 99, "eval.tolerance": 0.0075,
     },
 }
@@ -58,6 +57,7 @@ TASK_KEYS: Dict[str, Tuple[str, ...]] = {
     "eval.scales": ("segmentation",),
     "eval.flip": ("segmentation",),
     "eval.window": ("segmentation",),
+    "eval.output_stride": ("segmentation",),
     "data.ratio": ("classification",),
     "data.lighting": ("classification",),
     "data.resize": ("classification",),
@@ -70,7 +70,7 @@ TASK_KEYS: Dict[str, Tuple[str, ...]] = {
 @dataclass
 class ModelConfig:
     name: Optional[str] = None  # a registered model (`dla models`); null: the task's default (TASK_DEFAULTS)
-    down_ratio: Optional[Literal[2, 4, 8, 16]] = None  # segmentation: the decoder's output stride ("2s", "8s")
+    down_ratio: Optional[Literal[2, 4, 8, 16]] = None  # DLA's decoder output stride ("2s", "8s"); null: the model's own
     pretrained_backbone: Union[bool, str, None] = None  # ImageNet weights for the backbone: true, a path or a URL
     kwargs: Dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
 
@@ -96,8 +96,9 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    optimizer: Literal["sgd", "adam"] = "sgd"  # SGD with momentum (DLA, DeepLabv3, DFANet) or Adam (Ladder DenseNet)
     lr: float = 0.01
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd only
     weight_decay: float = 1.0e-4
     schedule: Literal["step", "poly"] = "step"
     step_epochs: List[int] = field(default_factory=lambda: [800])  # step: multiply lr by gamma at these epochs
@@ -107,6 +108,7 @@ class OptimConfig:
     max_iterations: Optional[int] = None  # stop (and end the schedules) after this many iterations
     class_weights: Optional[List[float]] = None  # one loss weight per class (boundaries: [1.0, 10.0])
     backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
+    aux_weight: float = 0.3  # a model's auxiliary logits weigh this in the loss, its main ones 1 - this (Ladder: 0.3)
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
     grad_clip: Optional[float] = None  # clip the gradient norm to this value
 
@@ -117,6 +119,7 @@ class EvalConfig:
     scales: List[float] = field(default_factory=lambda: [1.0])  # image scales whose predictions are summed
     flip: bool = False  # also sum the prediction of the mirrored image
     window: Optional[List[int]] = None  # [height, width] of sliding-window tiles; null: whole images
+    output_stride: Optional[int] = None  # segmentation: evaluate at this output stride (DeepLabv3: 8); null: as trained
     ten_crop: bool = False  # classification: average the 10 crops (corners, centre, mirrored) of each image
     thresholds: Optional[int] = None  # boundaries: how many thresholds the benchmark sweeps (99 in BSDS)
     tolerance: Optional[float] = None  # boundaries: the matching distance, a fraction of the image diagonal
@@ -412,6 +415,8 @@ def _check_values(cfg: Dict[str, Any]) -> None:
         problems.append("data.lighting and data.color_jitter must be 0 (off) or positive")
     if optim["backbone_lr_factor"] < 0:
         problems.append(f"optim.backbone_lr_factor must be 0 (frozen) or positive, got {optim['backbone_lr_factor']}")
+    if not 0 <= optim["aux_weight"] < 1:
+        problems.append(f"optim.aux_weight must be in [0, 1), got {optim['aux_weight']}")
     if optim["lr"] <= 0:
         problems.append(f"optim.lr must be positive, got {optim['lr']}")
     if not cfg["eval"]["scales"] or min(cfg["eval"]["scales"]) <= 0:

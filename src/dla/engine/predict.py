@@ -16,7 +16,7 @@ from ..tasks.classification import class_probabilities, top_classes
 from ..tasks.segmentation import predict, save_prediction
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import with_eval_settings
-from .tasks import get_task
+from .tasks import evaluated_at, get_task
 from .trainer import select_device
 
 Pictures = List[Tuple[Path, Image.Image]]
@@ -38,7 +38,7 @@ def predict_files(
     ``<stem>_boundaries.png`` and ``<stem>_thin.png`` (the probability, and thinned, as grey levels) and,
     with ``probabilities``, ``<stem>_probs.npy`` (float16 ``H x W``). Classification writes
     one ``predictions.json``: for each image path, its ``top_k`` classes with their probabilities, best
-    first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window`` for segmentation;
+    first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window``, ``output_stride`` for segmentation;
     ``ten_crop`` for classification). Every image is read (and checked) before the model runs on any.
     Returns the written paths.
     """
@@ -90,10 +90,11 @@ def _segment(model: nn.Module, pictures: Pictures, cfg: Dict[str, Any], meta: Da
              out: Path, probabilities: bool) -> List[Path]:
     """Write each image's colour mask and overlay (and probabilities), with the run's test-time settings."""
     settings, written = cfg["eval"], []
-    for path, picture in pictures:
-        label, probs = predict(
-            model, picture, meta, device, scales=settings["scales"], flip=settings["flip"],
-            window=tuple(settings["window"]) if settings["window"] else None,
-        )
-        written += save_prediction(out, path.stem, picture, label, probs if probabilities else None, meta=meta)
+    with evaluated_at(model, settings.get("output_stride")):
+        for path, picture in pictures:
+            label, probs = predict(
+                model, picture, meta, device, scales=settings["scales"], flip=settings["flip"],
+                window=tuple(settings["window"]) if settings["window"] else None,
+            )
+            written += save_prediction(out, path.stem, picture, label, probs if probabilities else None, meta=meta)
     return written

@@ -8,12 +8,14 @@ and calls the task's own code in ``dla.tasks`` (losses, evaluation loops, tables
   and the fixed preparation of evaluation samples.
 - ``create_model(cfg, meta, weights)``: the model and the keyword arguments that rebuild it from a
   checkpoint (``weights``, ImageNet weights for the backbone, are not among them: they are in the state).
-- ``backbone(model)``: the pretrained part, whose learning rate ``optim.backbone_lr_factor`` scales.
+- ``backbone(model)``: the pretrained part, whose learning rate ``optim.backbone_lr_factor`` scales
+  (``model.base`` of DLA's dense models, ``model.backbone`` of the peer systems).
 - ``loss(outputs, targets, meta, class_weights)``, ``evaluate(model, dataset, cfg, device)``.
 - ``score``: the validation metric that chooses ``best.pt`` (higher is better); ``summary`` and ``table``
   print results, ``draw`` makes their pictures (``{"confusion": image}``, ``{"pr_curve": image}``).
 """
 
+import contextlib
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from PIL import Image
@@ -51,22 +53,23 @@ class SegmentationTask:
         return eval_transforms(meta)  # whole images; scales, flips and windows are the evaluator's
 
     def create_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Config]:
-        kwargs = {"num_classes": meta.num_classes, "down_ratio": cfg["model"]["down_ratio"], **cfg["model"]["kwargs"]}
-        return create_model(cfg["model"]["name"], pretrained_backbone=weights, **kwargs), kwargs
+        return dense_model(cfg, meta.num_classes, weights)
 
     def backbone(self, model: nn.Module) -> Iterator[nn.Parameter]:
-        if not isinstance(getattr(model, "base", None), nn.Module):
-            raise DLAError(f"{type(model).__name__} has no backbone (.base) for optim.backbone_lr_factor")
-        return model.base.parameters()
+        for name in ("base", "backbone"):
+            if isinstance(getattr(model, name, None), nn.Module):
+                return getattr(model, name).parameters()
+        raise DLAError(f"{type(model).__name__} has no backbone (.base or .backbone) for optim.backbone_lr_factor")
 
     def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
         return segmentation_loss(outputs, targets, meta.ignore_index, class_weights)
 
     def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Dict[str, Any]:
         settings = cfg["eval"]
-        return evaluate_segmentation(
-            model, dataset, settings["scales"], settings["flip"], settings["window"], device, cfg["data"]["workers"]
-        )
+        with evaluated_at(model, settings.get("output_stride")):  # runs from before the key have none
+            return evaluate_segmentation(
+                model, dataset, settings["scales"], settings["flip"], settings["window"], device, cfg["data"]["workers"]
+            )
 
     def summary(self, metrics: Dict[str, Any]) -> str:
         return f"val mIoU {metrics['miou']:.4f}"
@@ -133,8 +136,7 @@ class BoundaryTask(SegmentationTask):
     name, score = "boundaries", "ods"
 
     def create_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Config]:
-        kwargs = {"num_classes": 1, "down_ratio": cfg["model"]["down_ratio"], **cfg["model"]["kwargs"]}  # one logit
-        return create_model(cfg["model"]["name"], pretrained_backbone=weights, **kwargs), kwargs
+        return dense_model(cfg, 1, weights)  # one logit
 
     def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
         return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
@@ -150,6 +152,34 @@ class BoundaryTask(SegmentationTask):
 
     def draw(self, result: Dict[str, Any], classes: Sequence[str]) -> Dict[str, Image.Image]:
         return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
+
+
+def dense_model(cfg: Config, num_classes: int, weights: Any) -> Tuple[nn.Module, Config]:
+    """A dense-prediction model with ``num_classes`` outputs, ``model.down_ratio`` when set (DLA's), and the
+    keyword arguments that rebuild it; a model that does not take them is named with what it refused."""
+    model = cfg["model"]
+    kwargs = {"num_classes": num_classes, **({"down_ratio": model["down_ratio"]} if model["down_ratio"] else {}), **model["kwargs"]}
+    try:
+        return create_model(model["name"], pretrained_backbone=weights, **kwargs), kwargs
+    except TypeError as e:  # an argument the model does not have
+        raise DLAError(f"model {model['name']} cannot be built with {kwargs} (model.down_ratio, model.kwargs): {e}") from e
+
+
+@contextlib.contextmanager
+def evaluated_at(model: nn.Module, output_stride: Optional[int]) -> Iterator[None]:
+    """Run the block with the model at ``output_stride`` (DeepLabv3: trained at 16, evaluated at 8, Sec. 4.2),
+    then restore its own; ``None`` leaves it as it is."""
+    if output_stride is None:
+        yield
+        return
+    if not hasattr(model, "set_output_stride"):
+        raise DLAError(f"eval.output_stride: {type(model).__name__} cannot change its output stride (DeepLabv3 can)")
+    trained = model.output_stride
+    model.set_output_stride(output_stride)
+    try:
+        yield
+    finally:
+        model.set_output_stride(trained)
 
 
 TASKS = {task.name: task for task in (SegmentationTask(), ClassificationTask(), BoundaryTask())}

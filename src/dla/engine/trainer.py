@@ -30,11 +30,11 @@ import random
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
@@ -98,10 +98,7 @@ def train(
     model, model_kwargs = task.create_model(cfg, meta, backbone_weights)
     model.to(device)
     optim = cfg["optim"]
-    optimizer = torch.optim.SGD(
-        parameter_groups(model, task, optim["lr"], optim["backbone_lr_factor"]),
-        lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"],
-    )
+    optimizer = build_optimizer(parameter_groups(model, task, optim["lr"], optim["backbone_lr_factor"]), optim)
     scheduler = build_scheduler(optimizer, cfg, iterations_per_epoch)
     amp_dtype = autocast_dtype(optim["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -175,7 +172,7 @@ def train(
                 with interrupts_deferred():
                     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        loss = task.loss(model(images), labels, meta, class_weights)
+                        loss = weighted_loss(task, model(images), labels, meta, class_weights, optim["aux_weight"])
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):
                         raise non_finite_error(f"the loss is {loss_value} at iteration {iteration + 1} (epoch {epoch + 1})", run)
@@ -244,7 +241,7 @@ def evaluate_checkpoint(
     The model, its normalisation and its evaluation transform come from the checkpoint alone. ``dataset``
     defaults to the one the checkpoint was trained on, with that run's ``data.root`` and ``data.options``
     unless ``root`` / ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
-    ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window`` (segmentation) or
+    ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window``, ``output_stride`` (segmentation) or
     ``ten_crop`` (classification); a key of the other task is an error.
 
     Returns:
@@ -350,6 +347,24 @@ def parameter_groups(model: nn.Module, task: Any, lr: float, backbone_lr_factor:
     backbone = {id(p): p for p in task.backbone(model)}
     rest = [p for p in model.parameters() if id(p) not in backbone]
     return [{"params": rest, "lr": lr}, {"params": list(backbone.values()), "lr": lr * backbone_lr_factor}]
+
+
+def build_optimizer(groups: List[Dict[str, Any]], optim: Dict[str, Any]) -> torch.optim.Optimizer:
+    """SGD with momentum, or Adam (the Ladder DenseNet recipe), with ``optim.weight_decay``."""
+    if optim["optimizer"] == "adam":
+        return torch.optim.Adam(groups, lr=optim["lr"], weight_decay=optim["weight_decay"])
+    return torch.optim.SGD(groups, lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"])
+
+
+def weighted_loss(task: Any, outputs: Union[Tensor, Tuple[Tensor, Tensor]], targets: Tensor, meta: Any,
+                  class_weights: Optional[Tensor], aux_weight: float) -> Tensor:
+    """The task's loss of the model's outputs; a model that returns ``(logits, aux_logits)`` in training (Ladder
+    DenseNet's context-layer logits) is scored ``(1 - aux_weight) x main + aux_weight x auxiliary``."""
+    if isinstance(outputs, tuple):
+        main, aux = outputs
+        return (1 - aux_weight) * task.loss(main, targets, meta, class_weights) + aux_weight * task.loss(
+            aux, targets, meta, class_weights)
+    return task.loss(outputs, targets, meta, class_weights)
 
 
 def make_train_loader(dataset: Dataset, cfg: Dict[str, Any], device: torch.device) -> Tuple[DataLoader, "SeededOrder"]:

@@ -39,6 +39,10 @@ class PretrainedCfg:
     license: str = ""
     paper_name: str = ""
     origin: str = ""
+    # what the paper reports for this variant, for `dla models` to print next to the measured figures
+    paper_params: Optional[float] = None  # millions of parameters
+    paper_macs: Optional[float] = None  # billions of multiply-adds at paper_input_size
+    paper_input_size: Optional[Tuple[int, int]] = None  # (H, W) of the paper's multiply-add figure
 
 
 def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:
@@ -63,6 +67,8 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
     else:
         raise DLAError(f"pretrained={source!r} is neither True, an existing file, nor a URL")
     state_dict = _read_state_dict(path)
+    if hasattr(model, "filter_checkpoint"):  # a family's own renaming of published keys (torchvision's DenseNet)
+        state_dict = model.filter_checkpoint(state_dict)
     state_dict = _adapt_input_conv(state_dict, cfg.first_conv, model, path)
     heads = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier)
     state_dict = _drop_mismatched_classifier(state_dict, heads, model)

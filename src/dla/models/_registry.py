@@ -45,7 +45,7 @@ def create_model(
     in_chans: int = 3,
     features_only: bool = False,
     out_indices: Sequence[int] = (1, 2, 3, 4, 5),
-    output_stride: int = 32,
+    output_stride: Optional[int] = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model, optionally with pretrained weights and as a feature extractor.
@@ -60,7 +60,8 @@ def create_model(
         in_chans: input channels; pretrained RGB filters are adapted (summed for 1, tiled otherwise).
         features_only: return a module whose forward gives the feature maps of ``out_indices``.
         out_indices: levels (0-5) to return with ``features_only``.
-        output_stride: 32, 16 or 8; the last levels trade stride for dilation below 32.
+        output_stride: 32, 16 or 8; the last levels trade stride for dilation below 32. ``None``: the
+            model's own (32 for classifiers, 16 for DeepLabv3).
         **kwargs: passed to the model's constructor (``drop_rate``, ...).
     """
     from ._features import FeatureListNet
@@ -68,7 +69,9 @@ def create_model(
 
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    model = model_entrypoint(name)(in_chans=in_chans, output_stride=output_stride, **kwargs)
+    if output_stride is not None:
+        kwargs["output_stride"] = output_stride
+    model = model_entrypoint(name)(in_chans=in_chans, **kwargs)
     if pretrained:
         load_pretrained(model, pretrained)
     if features_only:

@@ -8,10 +8,20 @@ the input size. ``head="torchvision"`` adds the 3x3 convolution-BN-ReLU that tor
 before the logits (so its ``deeplabv3_resnet*`` files load: same keys), ``head="paper"`` (the default) is
 the paper's. Module names follow torchvision (``backbone``, ``classifier.0.convs``, ``classifier.0.project``).
 
+Going deeper (Sec. 3.2, Fig. 3, Tables 1-3): ``cascade=n`` appends block5 ... block(4+n), replicas of block4
+(same bottlenecks, multi-grid unit rates too), each doubling the rate where it would otherwise stride, so that
+``output_stride=16`` gives block4-7 the rates 2, 4, 8, 16. Beyond 32 (Table 1's 64-256) the replicas stride;
+their shortcut is then the identity subsampled (a 1x1 max-pool), which has no weights, so any output stride
+runs the same weights. The cascaded models of Tables 1-3 end with the 1x1 logits (``head="logits"``).
+
+Output stride at evaluation (Sec. 4.2, Tables 4 and 6): ``set_output_stride(8)`` turns a model trained at 16
+into the denser one (the backbone's last stride becomes dilation, the ASPP rates double); no weight changes.
+
 Batch size 1: the image-level branch has one value per channel to normalise in training, where BatchNorm
 cannot estimate statistics; it then uses its running statistics (and does not update them) for that batch.
 """
 
+from dataclasses import replace
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -21,7 +31,7 @@ from torch import Tensor, nn
 from ..errors import DLAError
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import model_entrypoint, register_model
-from .resnet import ResNet
+from .resnet import ResNet, set_conv_geometry, set_stage_geometry, stage_rates, unit_rates
 
 
 class PooledBatchNorm(nn.BatchNorm2d):
@@ -71,6 +81,20 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
 
 
+    def set_rates(self, rates: Sequence[int]) -> None:
+        """Dilate the three 3x3 branches by ``rates`` (doubled when the output stride halves)."""
+        for branch, rate in zip(self.convs[1:-1], rates):
+            set_conv_geometry(branch[0], 1, rate)
+
+
+def block_replica(unit: type, channels: int, blocks: int) -> nn.Sequential:
+    """A replica of block4 (Sec. 3.2): ``blocks`` units of ``channels`` in and out; the first one's shortcut
+    subsamples the identity (a 1x1 max-pool, no weights) so that the replica may stride (output stride > 32)."""
+    width = channels // unit.expansion
+    first = unit(channels, width, downsample=nn.Sequential(nn.MaxPool2d(1, 1)))
+    return nn.Sequential(first, *[unit(channels, width) for _ in range(blocks - 1)])
+
+
 def aspp_rates(output_stride: int) -> Tuple[int, int, int]:
     """(6, 12, 18) at output stride 16, doubled at 8 (Sec. 3.3); at 32, halved (not in the paper)."""
     if output_stride not in (8, 16, 32):
@@ -85,40 +109,68 @@ class DeepLabV3(nn.Module):
         backbone: a registered ResNet name (``"resnet101"``).
         num_classes: output classes (21 for PASCAL VOC).
         output_stride: 16 (the paper's training) or 8; the backbone's last strides become dilation and
-            the ASPP rates follow (``aspp_rates``).
-        multi_grid: unit rates of the backbone's last stage (Sec. 3.2.1), e.g. ``(1, 2, 4)``.
-        head: ``"paper"`` (ASPP, then the 1x1 logits) or ``"torchvision"`` (a 3x3 conv-BN-ReLU between them).
+            the ASPP rates follow (``aspp_rates``). With ``cascade=n``, up to ``32 * 2**n`` (Table 1).
+        multi_grid: unit rates of block4 and of the replicas (Sec. 3.2.1), e.g. ``(1, 2, 4)``.
+        cascade: replicas of block4 appended in cascade (0-3: up to block7, Sec. 3.2).
+        head: ``"paper"`` (ASPP, then the 1x1 logits), ``"torchvision"`` (a 3x3 conv-BN-ReLU between them) or
+            ``"logits"`` (the 1x1 logits on the last block: the cascaded models of Tables 1-3).
         pretrained_backbone: ``True``, a path or a URL of ImageNet weights for the ResNet (torchvision's files).
         in_chans: input channels.
     """
 
     def __init__(self, backbone: str = "resnet101", num_classes: int = 21, output_stride: int = 16,
-                 multi_grid: Optional[Sequence[int]] = None, head: str = "paper",
+                 multi_grid: Optional[Sequence[int]] = None, cascade: int = 0, head: str = "paper",
                  pretrained_backbone: object = None, in_chans: int = 3) -> None:
         super().__init__()
-        self.backbone = model_entrypoint(backbone)(num_classes=0, in_chans=in_chans, output_stride=output_stride,
-                                                   multi_grid=multi_grid)
+        if head not in ("paper", "torchvision", "logits"):
+            raise DLAError(f"head must be 'paper', 'torchvision' or 'logits', got {head!r}")
+        if not 0 <= cascade <= 3:
+            raise DLAError(f"cascade is the number of replicas of block4 (0-3: up to block7), got {cascade}")
+        self.backbone = model_entrypoint(backbone)(num_classes=0, in_chans=in_chans, multi_grid=multi_grid)
         if not isinstance(self.backbone, ResNet):
             raise DLAError(f"the DeepLabv3 backbone must be a ResNet (e.g. 'resnet101'), got {backbone!r}")
         if pretrained_backbone:
             load_pretrained(self.backbone, pretrained_backbone)
-        if head not in ("paper", "torchvision"):
-            raise DLAError(f"head must be 'paper' or 'torchvision', got {head!r}")
         self.num_classes = num_classes
         self.block_name = self.backbone.block_name
         width = self.backbone.num_features
-        layers = [ASPP(width, aspp_rates(output_stride))]
+        unit = type(self.backbone.layer4[0])
+        self.cascade = nn.Sequential(*[block_replica(unit, width, len(self.backbone.layer4)) for _ in range(cascade)])
+        layers = [] if head == "logits" else [ASPP(width, (6, 12, 18))]
         if head == "torchvision":
             layers += list(_conv_bn_relu(256, 256, 3))
-        layers.append(nn.Conv2d(256, num_classes, 1))
+        layers.append(nn.Conv2d(width if head == "logits" else 256, num_classes, 1))
         self.classifier = nn.Sequential(*layers)
+        self.set_output_stride(output_stride)
+        paper_name = f"DeepLabv3-{self.backbone.pretrained_cfg.paper_name}" + (f" block{4 + cascade}" if cascade else "")
         self.pretrained_cfg = PretrainedCfg(
             num_classes=num_classes, first_conv="backbone.conv1", classifier=f"classifier.{len(layers) - 1}",
-            paper_name=f"DeepLabv3-{self.backbone.pretrained_cfg.paper_name}", license="BSD-3-Clause",
+            paper_name=paper_name, license="BSD-3-Clause",
         )
 
+    def set_output_stride(self, output_stride: int) -> None:
+        """Stride or dilate the backbone, the replicas and ASPP for ``output_stride`` (Sec. 3.1, 3.2, 3.3), in
+        place and keeping the weights: train at 16, evaluate at 8 (Sec. 4.2)."""
+        allowed = [8, 16, 32] + [32 * 2**i for i in range(1, len(self.cascade) + 1)]
+        if output_stride not in allowed:
+            raise DLAError(f"output_stride must be one of {allowed} with {len(self.cascade)} cascaded blocks, got {output_stride}")
+        aspp = self.classifier[0] if isinstance(self.classifier[0], ASPP) else None
+        rates = aspp_rates(output_stride) if aspp is not None else ()
+        self.backbone.set_output_stride(min(output_stride, 32))
+        stride, rate = self.backbone.output_stride, stage_rates(self.backbone.output_stride)[3]
+        for replica in self.cascade:  # Fig. 3: a replica strides until output_stride, then doubles the rate
+            previous, step = rate, 1
+            if stride < output_stride:
+                stride, step = stride * 2, 2
+            else:
+                rate *= 2
+            set_stage_geometry(replica, step, unit_rates(len(replica), rate, previous, self.backbone.multi_grid))
+        if aspp is not None:
+            aspp.set_rates(rates)
+        self.output_stride = output_stride
+
     def forward(self, x: Tensor) -> Tensor:
-        logits = self.classifier(self.backbone.forward_features(x))
+        logits = self.classifier(self.cascade(self.backbone.forward_features(x)))
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
@@ -130,8 +182,22 @@ def deeplabv3_resnet50(**kwargs) -> DeepLabV3:
 
 @register_model
 def deeplabv3_resnet101(**kwargs) -> DeepLabV3:
-    """DeepLabv3 with ResNet-101 (Tables 4-7: the paper's main model)."""
-    return DeepLabV3("resnet101", **kwargs)
+    """DeepLabv3 with ResNet-101 (Tables 5-7: the ASPP model); 58.04M parameters with 21 classes."""
+    model = DeepLabV3("resnet101", **kwargs)
+    model.pretrained_cfg = replace(model.pretrained_cfg, paper_params=58.04)
+    return model
 
 
-__all__ = ["ASPP", "DeepLabV3", "ImagePooling", "PooledBatchNorm", "aspp_rates"]
+@register_model
+def deeplabv3_cascade_resnet50(cascade: int = 3, **kwargs) -> DeepLabV3:
+    """DeepLabv3 going deeper: ResNet-50 with block5-7 in cascade and the 1x1 logits (Tables 1, 2)."""
+    return DeepLabV3("resnet50", cascade=cascade, head="logits", **kwargs)
+
+
+@register_model
+def deeplabv3_cascade_resnet101(cascade: int = 3, **kwargs) -> DeepLabV3:
+    """DeepLabv3 going deeper: ResNet-101 with block5-7 (Tables 2-4; the best has Multi_Grid (1, 2, 1))."""
+    return DeepLabV3("resnet101", cascade=cascade, head="logits", **kwargs)
+
+
+__all__ = ["ASPP", "DeepLabV3", "ImagePooling", "PooledBatchNorm", "aspp_rates", "block_replica"]

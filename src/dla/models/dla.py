@@ -146,21 +146,25 @@ class DLA(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(name: str, file_hash: str, paper_name: str) -> PretrainedCfg:
+def _cfg(name: str, file_hash: str, paper_name: str, paper_params: Optional[float] = None,
+         paper_macs: Optional[float] = None) -> PretrainedCfg:
     return PretrainedCfg(
         url=f"http://dl.yf.io/dla/models/imagenet/{name}-{file_hash}.pth",
         hash_prefix=file_hash,
         license="BSD-3-Clause",
         paper_name=paper_name,
         origin="https://github.com/ucbdrive/dla (ImageNet-1k, the authors' training)",
+        paper_params=paper_params,
+        paper_macs=paper_macs,
+        paper_input_size=(224, 224) if paper_macs else None,
     )
 
 
 default_cfgs = {
     "dla34": _cfg("dla34", "ba72cf86", "DLA-34"),
-    "dla46_c": _cfg("dla46_c", "2bfd52c3", "DLA-46-C"),
-    "dla46x_c": _cfg("dla46x_c", "d761bae7", "DLA-X-46-C"),
-    "dla60x_c": _cfg("dla60x_c", "b870c45c", "DLA-X-60-C"),
+    "dla46_c": _cfg("dla46_c", "2bfd52c3", "DLA-46-C", 1.3, 0.58),  # Table 2's parameters and FMAs
+    "dla46x_c": _cfg("dla46x_c", "d761bae7", "DLA-X-46-C", 1.1, 0.53),
+    "dla60x_c": _cfg("dla60x_c", "b870c45c", "DLA-X-60-C", 1.3, 0.59),
     "dla60": _cfg("dla60", "24839fc4", "DLA-60"),
     "dla60x": _cfg("dla60x", "d15cacda", "DLA-X-60"),
     "dla102": _cfg("dla102", "d94d9790", "DLA-102"),

@@ -9,7 +9,9 @@ pooling and ``fc``.
 Atrous convolution (DeepLabv3, Sec. 3.1): ``output_stride`` 16 or 8 replaces the striding of the last stages by
 dilation; the first block of a dilated stage keeps the previous rate, as torchvision does. Multi-grid (Sec.
 3.2.1): ``multi_grid`` gives the last stage's unit rates relative to its rate, so ``output_stride=16`` (rate
-2) with ``multi_grid=(1, 2, 4)`` gives rates (2, 4, 8).
+2) with ``multi_grid=(1, 2, 4)`` gives rates (2, 4, 8). Strides and rates are set in one place,
+``set_output_stride``, which the constructor calls and which switches a trained model (DeepLabv3 trains at 16
+and evaluates at 8, Sec. 4.2): the weights do not depend on them.
 """
 
 from typing import List, Optional, Sequence, Type, Union
@@ -21,6 +23,17 @@ from ..layers.weight_init import init_conv_bn
 from ._features import FeatureInfo
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
+
+
+def set_conv_geometry(conv: nn.Conv2d, stride: int, dilation: int) -> None:
+    """Make a 3x3 ``conv`` stride by ``stride`` and dilate by ``dilation``, padded to keep ``H / stride``."""
+    conv.stride, conv.dilation, conv.padding = (stride, stride), (dilation, dilation), (dilation, dilation)
+
+
+def set_shortcut_stride(downsample: Optional[nn.Module], stride: int) -> None:
+    """Stride a shortcut's first layer (a 1x1 projection, or the parameter-free subsampling of a replica)."""
+    if downsample is not None:
+        downsample[0].stride = (stride, stride)
 
 
 class BasicBlock(nn.Module):
@@ -37,6 +50,12 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(width, width, 3, 1, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.downsample = downsample
+
+    def set_geometry(self, stride: int, dilation: int) -> None:
+        """Stride the first 3x3 (and the shortcut), dilate both 3x3s by ``dilation``."""
+        set_conv_geometry(self.conv1, stride, dilation)
+        set_conv_geometry(self.conv2, 1, dilation)
+        set_shortcut_stride(self.downsample, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -62,6 +81,11 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
+    def set_geometry(self, stride: int, dilation: int) -> None:
+        """Stride (and dilate) the 3x3, stride the shortcut."""
+        set_conv_geometry(self.conv2, stride, dilation)
+        set_shortcut_stride(self.downsample, stride)
+
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
@@ -71,6 +95,23 @@ class Bottleneck(nn.Module):
 
 
 Block = Type[Union[BasicBlock, Bottleneck]]
+
+
+def make_stage(block: Block, in_channels: int, width: int, blocks: int, stride: int) -> nn.Sequential:
+    """``blocks`` blocks; the first strides and projects the shortcut when the shape changes (rates: 1 until
+    ``set_geometry``)."""
+    out_channels = width * block.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+    units = [block(in_channels, width, stride, 1, downsample)]
+    return nn.Sequential(*units, *[block(out_channels, width) for _ in range(blocks - 1)])
+
+
+def set_stage_geometry(stage: nn.Sequential, stride: int, rates: Sequence[int]) -> None:
+    """The first block strides by ``stride``; block ``i`` dilates by ``rates[i]``."""
+    for i, (unit, rate) in enumerate(zip(stage, rates)):
+        unit.set_geometry(stride if i == 0 else 1, rate)
 
 
 def stage_rates(output_stride: int) -> List[int]:
@@ -108,45 +149,43 @@ class ResNet(nn.Module):
                  output_stride: int = 32, multi_grid: Optional[Sequence[int]] = None,
                  pretrained_cfg: Optional[PretrainedCfg] = None) -> None:
         super().__init__()
-        rates = stage_rates(output_stride)
         if multi_grid is not None and len(multi_grid) != layers[3]:
             raise DLAError(f"multi_grid needs one rate per block of the last stage ({layers[3]}), got {list(multi_grid)}")
         self.num_classes = num_classes
+        self.multi_grid = tuple(multi_grid) if multi_grid is not None else None
         self.block_name = "Basic" if block is BasicBlock else "Bottleneck"  # as the DLA table names them
         self.pretrained_cfg = pretrained_cfg or PretrainedCfg(first_conv="conv1")
-        self.in_channels = 64
         self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, padding=1)
-        self.layer1 = self._stage(block, 64, 1, unit_rates(layers[0], rates[0], rates[0]))
-        self.layer2 = self._stage(block, 128, 2 if rates[1] == 1 else 1, unit_rates(layers[1], rates[1], rates[0]))
-        self.layer3 = self._stage(block, 256, 2 if rates[2] == 1 else 1, unit_rates(layers[2], rates[2], rates[1]))
-        self.layer4 = self._stage(block, 512, 2 if rates[3] == 1 else 1,
-                                  unit_rates(layers[3], rates[3], rates[2], multi_grid))
+        widths = [64 * block.expansion * 2**i for i in range(4)]
+        self.layer1 = make_stage(block, 64, 64, layers[0], 1)
+        self.layer2 = make_stage(block, widths[0], 128, layers[1], 2)
+        self.layer3 = make_stage(block, widths[1], 256, layers[2], 2)
+        self.layer4 = make_stage(block, widths[2], 512, layers[3], 2)
         self.num_features = 512 * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        widths = [64 * block.expansion * 2**i for i in range(4)]
+        self.widths = widths
+        self.set_output_stride(output_stride)
+        init_conv_bn(self)
+
+    def set_output_stride(self, output_stride: int) -> None:
+        """Stride or dilate the stages for ``output_stride`` 32, 16 or 8 (Sec. 3.1); the weights are kept, so
+        a model trained at 16 can be evaluated at 8 (Sec. 4.2)."""
+        rates = stage_rates(output_stride)
+        stages = (self.layer1, self.layer2, self.layer3, self.layer4)
+        for i, (stage, rate) in enumerate(zip(stages, rates)):
+            previous = rates[max(i - 1, 0)]
+            stride = 2 if i > 0 and rate == 1 else 1
+            set_stage_geometry(stage, stride, unit_rates(len(stage), rate, previous, self.multi_grid if i == 3 else None))
+        self.output_stride = output_stride
         reductions = [min(4 * 2**i, output_stride) for i in range(4)]
         self.feature_info = FeatureInfo(
             [dict(num_chs=64, reduction=2, module="relu")]
-            + [dict(num_chs=c, reduction=r, module=f"layer{i + 1}") for i, (c, r) in enumerate(zip(widths, reductions))]
+            + [dict(num_chs=c, reduction=r, module=f"layer{i + 1}") for i, (c, r) in enumerate(zip(self.widths, reductions))]
         )
-        init_conv_bn(self)
-
-    def _stage(self, block: Block, width: int, stride: int, rates: Sequence[int]) -> nn.Sequential:
-        """One block per entry of ``rates`` (their dilations); the first strides and projects the shortcut."""
-        out_channels = width * block.expansion
-        downsample = None
-        if stride != 1 or self.in_channels != out_channels:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
-            )
-        units = [block(self.in_channels, width, stride, rates[0], downsample)]
-        self.in_channels = out_channels
-        units += [block(out_channels, width, 1, rate) for rate in rates[1:]]
-        return nn.Sequential(*units)
 
     def get_classifier(self) -> nn.Module:
         return self.fc

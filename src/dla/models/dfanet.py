@@ -1,0 +1,290 @@
+"""DFANet (Li, Xiong, Fan and Sun, CVPR 2019): a cascade of lightweight Xception backbones with sub-network
+and sub-stage aggregation and a decoder fusing high- and low-level features (Sec. 3, Fig. 3), a peer system
+compared with DLA on equal terms.
+
+Backbone (Table 1, Sec. 3.3): ``conv1``, a 3x3 convolution with 8 filters and stride 2, then the stages
+``enc2``, ``enc3``, ``enc4`` of 4, 6 and 4 Xception blocks, 48/96/192 channels wide for Xception A and 32/64/128
+for B, each stage halving the resolution in its first block (strides 4, 8, 16). A block is Table 1's bracket:
+three 3x3 depthwise separable convolutions of ``width / 4``, ``width / 4`` and ``width`` filters, the first
+strided, with a residual shortcut, itself a strided separable convolution where the shape changes ("3x3 means
+a depthwise separable convolution"; this, not a 1x1 one, brings the B rows within 10% of Tables 3-5). The FC
+attention at the tail keeps the ImageNet classifier: global pooling, ``fc`` to 1000 classes, a 1x1
+convolution back to the stage's width (with BatchNorm and ReLU), and the vector scales the features channel
+by channel.
+
+Aggregation: backbone ``n > 1`` has no ``conv1``; its input is the previous backbone's attended output,
+up-sampled to the previous ``enc2`` map's size (sub-network aggregation, Sec. 3.2), and each of its stages
+starts from the concatenation of its own previous stage's output with the same stage's output in backbone
+``n - 1`` (sub-stage aggregation, Eq. 1 and 2), so stage ``i`` of backbone ``n`` runs at half the
+resolution of stage ``i`` of backbone ``n - 1``. Only the first block of a stage sees the concatenation.
+
+Decoder (Sec. 3.3, Table 4): with ``high_level`` (HL) each backbone's attended output is scored by a 3x3
+convolution, the scores are summed at the first backbone's stride 16; without it the last backbone's output is
+scored by a 1x1 convolution and up-sampled directly (Table 3). With ``low_level`` (LL) each backbone's
+``enc2`` output is scored by a 3x3 convolution and the scores are summed with the high-level ones at stride 4.
+The sum is up-sampled to the input size. Every fusion up-samples to the other map's size, so any input size
+works.
+
+The paper's figures: multiply-adds as counted by ``dla.complexity`` match Tables 2-5 within 10%; its "Params"
+column is read as megabytes of float32 weights, four bytes per parameter (DFANet A: 7.8 MB, 1.95M
+parameters): every row then fits within 10%, whereas read as parameter counts they are all ~4.2 times the
+model's, and the multiply-adds leave no room for the difference (``docs/dfanet.md``, with the table).
+
+Batch size 1: the FC attention has one value per channel to normalise in training; its BatchNorm then uses its
+running statistics (``PooledBatchNorm``).
+"""
+
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import DLAError
+from ..layers.conv_bn_act import ConvBnAct
+from ..layers.weight_init import init_conv_bn
+from ._pretrained import PretrainedCfg, load_pretrained
+from ._registry import register_model
+from .deeplabv3 import PooledBatchNorm
+
+XCEPTION_A = (48, 96, 192)  # Table 1: widths of enc2, enc3, enc4
+XCEPTION_B = (32, 64, 128)
+DEPTHS = (4, 6, 4)  # Table 1: blocks of enc2, enc3, enc4
+STEM_WIDTH = 8  # Table 1: conv1
+
+# Tables 2-5 at 1024x1024: (variant, backbones, HL, LL, FC attention) -> (the paper's "Params" in MB, multiply-adds
+# in G); Table 2 gives no size for the backbones alone, Table 5's DFANet A' is DFANet A at 512x1024 (1.7G).
+PAPER_FIGURES = {
+    ("A", 1, False, False, False): (None, 1.6), ("B", 1, False, False, False): (None, 0.83),
+    ("A", 1, False, False, True): (2.1, 1.6), ("A", 2, False, False, True): (4.9, 2.4),
+    ("A", 3, False, False, True): (7.6, 2.6), ("A", 4, False, False, True): (10.2, 2.7),
+    ("B", 1, False, False, True): (1.4, 0.83), ("B", 2, False, False, True): (3.1, 1.2),
+    ("B", 3, False, False, True): (4.7, 1.4), ("B", 4, False, False, True): (6.3, 1.5),
+    ("A", 2, True, False, True): (5.0, 2.5), ("A", 2, True, True, True): (5.1, 3.2),
+    ("A", 3, True, False, True): (7.7, 2.7), ("A", 3, True, True, True): (7.8, 3.4),  # Table 5: DFANet A
+    ("B", 3, True, False, True): (4.9, 1.5), ("B", 3, True, True, True): (4.8, 2.1),  # Table 5: DFANet B (Table 4: 4.9)
+}
+BYTES_PER_PARAM = 4  # the paper's "Params" are megabytes of float32 weights
+
+
+def _variant(widths: Sequence[int]) -> str:
+    return {tuple(XCEPTION_A): "A", tuple(XCEPTION_B): "B"}.get(tuple(widths), str(tuple(widths)))
+
+
+def _paper_name(variant: str, num_backbones: int, high_level: bool, low_level: bool, fc_attention: bool) -> str:
+    """Tables 2-5's names: "DFANet A", "Backbone A x3+HL", "Xception B", ..."""
+    if (num_backbones, high_level, low_level, fc_attention) == (3, True, True, True):
+        return f"DFANet {variant}"
+    name = f"{'Backbone' if fc_attention else 'Xception'} {variant}" + (f" x{num_backbones}" if num_backbones > 1 else "")
+    return name + ("+HL" if high_level else "") + ("+LL" if low_level else "")
+
+
+class SeparableConv2d(nn.Module):
+    """A 3x3 depthwise convolution, a 1x1 pointwise one, BatchNorm and optionally ReLU (Table 1's "3x3").
+
+    Shapes: ``(N, in_channels, H, W) -> (N, out_channels, ceil(H / stride), ceil(W / stride))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, act: bool = True) -> None:
+        super().__init__()
+        self.conv_dw = nn.Conv2d(in_channels, in_channels, 3, stride, padding=1, groups=in_channels, bias=False)
+        self.conv_pw = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.bn(self.conv_pw(self.conv_dw(x))))
+
+
+class XceptionBlock(nn.Module):
+    """Table 1's bracket: separable convolutions to ``width / 4``, ``width / 4``, ``width`` (the first strided)
+    and a residual shortcut, a strided separable convolution where the shape changes; ReLU after the sum."""
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = SeparableConv2d(in_channels, width // 4, stride)
+        self.conv2 = SeparableConv2d(width // 4, width // 4)
+        self.conv3 = SeparableConv2d(width // 4, width, act=False)
+        self.shortcut = (
+            SeparableConv2d(in_channels, width, stride, act=False) if stride != 1 or in_channels != width else nn.Identity()
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+def encoder_stage(in_channels: int, width: int, depth: int) -> nn.Sequential:
+    """``depth`` blocks of ``width`` channels, the first halving the resolution (``enc2``-``enc4`` of Table 1)."""
+    return nn.Sequential(XceptionBlock(in_channels, width, 2), *[XceptionBlock(width, width) for _ in range(depth - 1)])
+
+
+class FCAttention(nn.Module):
+    """The FC attention (Sec. 3.3): the ImageNet ``fc`` on the pooled features, a 1x1 convolution back to
+    ``channels`` (BatchNorm, ReLU), and the ``(N, channels, 1, 1)`` vector scales the features channel-wise.
+
+    Shapes: ``(N, channels, h, w) -> (N, channels, h, w)``.
+    """
+
+    def __init__(self, channels: int, num_imagenet_classes: int = 1000) -> None:
+        super().__init__()
+        self.fc = nn.Linear(channels, num_imagenet_classes)
+        self.conv = nn.Conv2d(num_imagenet_classes, channels, 1, bias=False)
+        self.bn = PooledBatchNorm(channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        encoding = self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
+        return x * self.act(self.bn(self.conv(encoding)))
+
+
+class XceptionBackbone(nn.Module):
+    """Modified Xception A or B (Table 1) with the FC attention: Table 2's "Backbone" (its "Xception" without).
+
+    The first backbone (``cascaded=False``) has ``conv1``; a cascaded one starts from the previous backbone
+    and its stages from concatenations (Eq. 1), so their first blocks are wider.
+
+    Shapes (first): ``(N, in_chans, H, W) ->`` the outputs of ``enc2``, ``enc3``, ``enc4`` at ``H / 4, H / 8,
+    H / 16`` and the attended ``enc4`` (``widths`` channels; the last two alike). A cascaded backbone maps the
+    previous attended output, up-sampled to ``H / 4``, and the previous backbone's three stage outputs to
+    the same four at ``H / 8, H / 16, H / 32``.
+    """
+
+    def __init__(self, widths: Sequence[int], in_chans: int = 3, cascaded: bool = False,
+                 fc_attention: bool = True) -> None:
+        super().__init__()
+        c2, c3, c4 = widths
+        if cascaded:
+            stage_inputs = (c4 + c2, c2 + c3, c3 + c4)
+        else:
+            self.conv1 = ConvBnAct(in_chans, STEM_WIDTH, 3, stride=2)
+            stage_inputs = (STEM_WIDTH, c2, c3)
+        self.enc2 = encoder_stage(stage_inputs[0], c2, DEPTHS[0])
+        self.enc3 = encoder_stage(stage_inputs[1], c3, DEPTHS[1])
+        self.enc4 = encoder_stage(stage_inputs[2], c4, DEPTHS[2])
+        self.attention = FCAttention(c4) if fc_attention else nn.Identity()
+        self.pretrained_cfg = PretrainedCfg(first_conv="conv1.0", classifier="attention",
+                                            paper_name=f"Xception {_variant(widths)}")
+
+    def forward(self, x: Tensor, previous: Optional[List[Tensor]] = None) -> List[Tensor]:
+        if previous is None:
+            x2 = self.enc2(self.conv1(x))
+            x3 = self.enc3(x2)
+            x4 = self.enc4(x3)
+        else:
+            x2 = self.enc2(torch.cat([x, previous[0]], dim=1))
+            x3 = self.enc3(torch.cat([x2, previous[1]], dim=1))
+            x4 = self.enc4(torch.cat([x3, previous[2]], dim=1))
+        return [x2, x3, x4, self.attention(x4)]
+
+
+def _resize(x: Tensor, like: Tensor) -> Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _fuse(scorers: nn.ModuleList, maps: Sequence[Tensor]) -> Tensor:
+    """Each map scored by its convolution and up-sampled to the first map's size, summed."""
+    return sum(_resize(score(x), maps[0]) for score, x in zip(scorers, maps))
+
+
+class Decoder(nn.Module):
+    """The decoder of Fig. 3 and Table 4: class scores of the high-level maps (3x3 convolutions of every
+    backbone's attended output with ``high_level``, else a 1x1 one of the last backbone's), plus, with
+    ``low_level``, 3x3 convolutions of every backbone's ``enc2`` output, summed at the first one's size.
+
+    Shapes: backbone ``n``'s (from 0) high-level map ``(N, high_channels, H / 2**(4 + n), W / 2**(4 + n))`` and
+    low-level map ``(N, low_channels, H / 2**(2 + n), W / 2**(2 + n))`` -> ``(N, num_classes, H / 4, W / 4)``
+    (``H / 16``, ``W / 16`` without ``low_level``).
+    """
+
+    def __init__(self, high_channels: int, low_channels: int, num_backbones: int, num_classes: int,
+                 high_level: bool = True, low_level: bool = True) -> None:
+        super().__init__()
+        if high_level:
+            self.high = nn.ModuleList([nn.Conv2d(high_channels, num_classes, 3, padding=1) for _ in range(num_backbones)])
+        else:
+            self.high = nn.ModuleList([nn.Conv2d(high_channels, num_classes, 1)])
+        self.low = nn.ModuleList(
+            [nn.Conv2d(low_channels, num_classes, 3, padding=1) for _ in range(num_backbones if low_level else 0)]
+        )
+
+    def forward(self, highs: List[Tensor], lows: List[Tensor]) -> Tensor:
+        scores = _fuse(self.high, highs[-len(self.high):])
+        if len(self.low):
+            scores = _resize(scores, lows[0]) + _fuse(self.low, lows)
+        return scores
+
+
+class DFANet(nn.Module):
+    """DFANet: ``num_backbones`` aggregated Xception backbones and the decoder (Fig. 3).
+
+    Args:
+        widths: the channels of ``enc2``-``enc4``: ``XCEPTION_A`` (48, 96, 192) or ``XCEPTION_B`` (32, 64, 128).
+        num_backbones: 1 to 4 (Table 3's "xN"); the paper's DFANet has 3.
+        high_level: fuse every backbone's high-level output (Table 4's "HL").
+        low_level: fuse every backbone's ``enc2`` output (Table 4's "LL").
+        fc_attention: the FC attention at each backbone's tail (Table 2: "Backbone" with, "Xception" without).
+        num_classes: output classes (19 for Cityscapes).
+        in_chans: input channels.
+        output_stride: only 32: resolution is recovered by the decoder, not by dilation.
+        pretrained_backbone: a path or URL of a state dict of the first backbone (``model.backbone``: Xception
+            A or B with its ImageNet ``attention.fc``); no weights are published, so ``True`` raises.
+
+    ``backbone`` is the first, ImageNet-pretrainable backbone (its learning rate is the one
+    ``optim.backbone_lr_factor`` scales); ``cascade`` holds backbones 2 to ``num_backbones``, whose first
+    blocks take concatenations and start from scratch.
+
+    Shapes: ``(N, in_chans, H, W) -> (N, num_classes, H, W)`` logits for any ``H, W``.
+    """
+
+    def __init__(self, widths: Sequence[int] = XCEPTION_A, num_backbones: int = 3, high_level: bool = True,
+                 low_level: bool = True, fc_attention: bool = True, num_classes: int = 19, in_chans: int = 3,
+                 output_stride: int = 32, pretrained_backbone: object = None) -> None:
+        super().__init__()
+        if output_stride != 32:
+            raise DLAError(f"DFANet recovers resolution with its decoder, not with dilation: output_stride must "
+                           f"stay 32, got {output_stride}")
+        if not 1 <= num_backbones <= 4:
+            raise DLAError(f"num_backbones must be 1 to 4 (Table 3), got {num_backbones}")
+        self.num_classes = num_classes
+        self.block_name = "xception"
+        self.backbone = XceptionBackbone(widths, in_chans, fc_attention=fc_attention)
+        self.cascade = nn.ModuleList(
+            [XceptionBackbone(widths, cascaded=True, fc_attention=fc_attention) for _ in range(num_backbones - 1)]
+        )
+        self.decoder = Decoder(widths[2], widths[0], num_backbones, num_classes, high_level, low_level)
+        init_conv_bn(self)
+        if pretrained_backbone:
+            load_pretrained(self.backbone, pretrained_backbone)
+        key = (_variant(widths), num_backbones, high_level, low_level, fc_attention)
+        paper_mb, paper_macs = PAPER_FIGURES.get(key, (None, None))
+        self.pretrained_cfg = PretrainedCfg(
+            num_classes=num_classes, first_conv="backbone.conv1.0", classifier="decoder", paper_name=_paper_name(*key),
+            paper_params=None if paper_mb is None else paper_mb / BYTES_PER_PARAM, paper_macs=paper_macs,
+            paper_input_size=None if paper_macs is None else (1024, 1024),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        levels = self.backbone(x)
+        highs, lows = [levels[3]], [levels[0]]
+        for backbone in self.cascade:
+            levels = backbone(_resize(levels[3], levels[0]), levels[:3])
+            highs.append(levels[3])
+            lows.append(levels[0])
+        return _resize(self.decoder(highs, lows), x)
+
+
+@register_model
+def dfanet_a(**kwargs) -> DFANet:
+    """DFANet A (Tables 4, 5): three Xception A backbones, HL and LL; ``num_backbones``, ``high_level``,
+    ``low_level`` and ``fc_attention`` give the ablations of Tables 2-4. DFANet A' is this model at 512x1024."""
+    return DFANet(XCEPTION_A, **kwargs)
+
+
+@register_model
+def dfanet_b(**kwargs) -> DFANet:
+    """DFANet B (Tables 4, 5): three Xception B backbones, HL and LL; the same ablation arguments as ``dfanet_a``."""
+    return DFANet(XCEPTION_B, **kwargs)
+
+
+__all__ = ["DFANet", "Decoder", "FCAttention", "SeparableConv2d", "XceptionBackbone", "XceptionBlock", "encoder_stage"]

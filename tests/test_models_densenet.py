@@ -1,0 +1,90 @@
+"""DenseNet with torchvision's layout: parameter counts, keys, torchvision's old-format files, features, head."""
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from dla.complexity import count_params
+from dla.errors import DLAError
+from dla.models import create_model
+from dla.models.densenet import DenseBlock
+
+# torchvision's published parameter counts of its ImageNet DenseNets (the models' documentation pages)
+TORCHVISION_PARAMS = {"densenet121": 7_978_856, "densenet169": 14_149_480}
+
+
+def old_format(state_dict):
+    """torchvision's published files name ``denselayer1.norm1.weight`` ``denselayer1.norm.1.weight``."""
+    return {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in state_dict.items()}
+
+
+@pytest.mark.parametrize("name", TORCHVISION_PARAMS)
+def test_parameter_counts_are_torchvisions(name):
+    with torch.device("meta"):
+        model = create_model(name)
+    assert count_params(model) == TORCHVISION_PARAMS[name]
+
+
+def test_state_dict_keys_follow_torchvision():
+    with torch.device("meta"):
+        keys = list(create_model("densenet121").state_dict())
+    assert keys[:2] == ["features.conv0.weight", "features.norm0.weight"]
+    layer = "features.denseblock1.denselayer1."
+    norm = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    assert [k[len(layer):] for k in keys if k.startswith(layer)] == (
+        [f"norm1.{n}" for n in norm] + ["conv1.weight"] + [f"norm2.{n}" for n in norm] + ["conv2.weight"]
+    )
+    assert {"features.transition1.norm.weight", "features.transition1.conv.weight",
+            "features.denseblock4.denselayer16.conv2.weight", "features.norm5.running_var"} <= set(keys)
+    assert "features.denseblock4.denselayer17.conv1.weight" not in keys
+    assert "features.transition4.conv.weight" not in keys
+    assert keys[-2:] == ["classifier.weight", "classifier.bias"]
+
+
+def test_published_cfg_is_torchvisions():
+    cfg = create_model("densenet169", num_classes=0).pretrained_cfg
+    assert cfg.url == "https://download.pytorch.org/models/densenet169-b2777c0a.pth" and cfg.hash_prefix == "b2777c0a"
+    assert (cfg.first_conv, cfg.classifier, cfg.paper_params) == ("features.conv0", "classifier", 13.0)
+
+
+def test_a_torchvision_old_format_file_loads(tmp_path):
+    source = create_model("densenet121").state_dict()
+    old = old_format(source)
+    assert "features.denseblock3.denselayer24.norm.2.running_var" in old and "features.transition2.norm.weight" in old
+    path = tmp_path / "densenet121-a639ec97.pth"
+    torch.save(old, path)
+    model = create_model("densenet121", pretrained=str(path))
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in source.items())
+    model = create_model("densenet121", pretrained=str(path), num_classes=5, in_chans=1)  # new head, grey input
+    assert model.classifier.out_features == 5 and model.state_dict()["features.conv0.weight"].shape == (64, 1, 7, 7)
+    assert torch.equal(model.state_dict()["features.norm5.weight"], source["features.norm5.weight"])
+
+
+def test_features_head_and_odd_sizes():
+    model = create_model("densenet121", num_classes=7).eval()
+    assert model.feature_info.channels() == [64, 256, 512, 1024, 1024]
+    assert model.feature_info.reduction() == [2, 4, 8, 16, 32]
+    assert model(torch.zeros(2, 3, 97, 129)).shape == (2, 7)
+    x = torch.zeros(1, 3, 64, 96)
+    assert model.forward_features(x).shape == (1, 1024, 2, 3)
+    assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (1, 1024)
+    model.reset_classifier(0)
+    assert model(x).shape == (1, 1024) and isinstance(model.get_classifier(), nn.Identity)
+    with torch.device("meta"):
+        assert create_model("densenet169").feature_info.channels() == [64, 256, 512, 1280, 1664]
+
+
+def test_a_dense_block_split_in_two_is_the_whole_block():
+    block = DenseBlock(4, 16, growth_rate=8, bn_size=4).eval()
+    x = torch.randn(2, 16, 5, 7)
+    assert (block.width(), block.width(2)) == (48, 32)
+    assert block(x, stop=2).shape == (2, 32, 5, 7)
+    assert torch.allclose(block(block(x, stop=2), start=2), block(x))
+
+
+def test_only_output_stride_32():
+    with pytest.raises(DLAError, match="output_stride must be 32"):
+        create_model("densenet121", output_stride=16)
