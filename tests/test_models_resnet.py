@@ -1,4 +1,5 @@
-"""ResNet with torchvision's layout: parameter counts, keys, atrous rates and multi-grid, features, weights files."""
+"""ResNet with torchvision's layout: parameter counts (the DenseNets' too), keys, atrous rates and multi-grid,
+features, weights files."""
 
 import pytest
 import torch
@@ -7,13 +8,15 @@ from dla.complexity import count_params
 from dla.errors import DLAError
 from dla.models import create_model
 
-# torchvision's published parameter counts of its ImageNet ResNets (the models' documentation pages)
+# torchvision's published parameter counts of its ImageNet ResNets and DenseNets (the models' documentation pages)
 TORCHVISION_PARAMS = {
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,
     "resnet50": 25_557_032,
     "resnet101": 44_549_160,
     "resnet152": 60_192_808,
+    "densenet121": 7_978_856,
+    "densenet169": 14_149_480,
 }
 
 
