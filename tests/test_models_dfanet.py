@@ -101,3 +101,12 @@ def test_pretrained_backbone_round_trips(tmp_path):
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
     with pytest.raises(DLAError, match="no published weights"):
         create_model("dfanet_b", pretrained_backbone=True)
+
+
+def test_attention_gates_within_zero_and_one_and_logits_start_small():
+    torch.manual_seed(0)
+    model = create_model("dfanet_b", num_classes=11).train()
+    assert model(torch.randn(2, 3, 64, 64)).std() < 3  # the class scores start as a classifier's, not at std 11
+    features = torch.rand(2, 128, 4, 4)
+    gated = model.backbone.attention(features)
+    assert (gated >= 0).all() and (gated <= features).all()  # a sigmoid gate: the cascade cannot blow up
