@@ -1,7 +1,15 @@
-"""Up-sampling by a transposed convolution initialised to bilinear interpolation (FCN, Sec. 4.2)."""
+"""Up-sampling: a transposed convolution initialised to bilinear interpolation (FCN, Sec. 4.2), and bilinear
+resizing to another map's size (the peer systems' fusions, at any input size)."""
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def resize_like(x: Tensor, reference: Tensor) -> Tensor:
+    """Bilinear resizing (``align_corners=False``) of ``x`` to ``reference``'s height and width: sizes that
+    are not multiples of the stride (720x960, 97x131) fuse exactly, where a fixed scale factor would not."""
+    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class BilinearUpsample(nn.ConvTranspose2d):

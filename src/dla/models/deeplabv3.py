@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.upsample import resize_like
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import model_entrypoint, register_model
 from .resnet import ResNet, set_conv_geometry, set_stage_geometry, stage_rates, unit_rates
@@ -62,7 +63,7 @@ class ImagePooling(nn.Sequential):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(super().forward(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return resize_like(super().forward(x), x)
 
 
 class ASPP(nn.Module):
@@ -171,7 +172,7 @@ class DeepLabV3(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.classifier(self.cascade(self.backbone.forward_features(x)))
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return resize_like(logits, x)
 
 
 @register_model

@@ -40,11 +40,11 @@ running statistics (``PooledBatchNorm``).
 from typing import List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DLAError
 from ..layers.conv_bn_act import ConvBnAct
+from ..layers.upsample import resize_like
 from ..layers.weight_init import init_conv_bn
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import register_model
@@ -181,13 +181,9 @@ class XceptionBackbone(nn.Module):
         return [x2, x3, x4, self.attention(x4)]
 
 
-def _resize(x: Tensor, like: Tensor) -> Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
-
-
 def _fuse(scorers: nn.ModuleList, maps: Sequence[Tensor]) -> Tensor:
     """Each map scored by its convolution and up-sampled to the first map's size, summed."""
-    return sum(_resize(score(x), maps[0]) for score, x in zip(scorers, maps))
+    return sum(resize_like(score(x), maps[0]) for score, x in zip(scorers, maps))
 
 
 class Decoder(nn.Module):
@@ -214,7 +210,7 @@ class Decoder(nn.Module):
     def forward(self, highs: List[Tensor], lows: List[Tensor]) -> Tensor:
         scores = _fuse(self.high, highs[-len(self.high):])
         if len(self.low):
-            scores = _resize(scores, lows[0]) + _fuse(self.low, lows)
+            scores = resize_like(scores, lows[0]) + _fuse(self.low, lows)
         return scores
 
 
@@ -271,10 +267,10 @@ class DFANet(nn.Module):
         levels = self.backbone(x)
         highs, lows = [levels[3]], [levels[0]]
         for backbone in self.cascade:
-            levels = backbone(_resize(levels[3], levels[0]), levels[:3])
+            levels = backbone(resize_like(levels[3], levels[0]), levels[:3])
             highs.append(levels[3])
             lows.append(levels[0])
-        return _resize(self.decoder(highs, lows), x)
+        return resize_like(self.decoder(highs, lows), x)
 
 
 @register_model

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.upsample import resize_like
 from ..layers.weight_init import init_conv_bn
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import model_entrypoint, register_model
@@ -53,10 +54,6 @@ from .deeplabv3 import PooledBatchNorm
 from .densenet import DenseNet
 
 WIDTH = 128  # maps of the context output and of the whole upsampling path (Sec. 3)
-
-
-def _upsample(x: Tensor, size: Sequence[int]) -> Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class PreActConv(nn.Sequential):
@@ -95,7 +92,7 @@ class PyramidLevel(nn.Sequential):
         super().__init__(nn.AdaptiveAvgPool2d(bins), PreActConv(in_channels, out_channels, norm=PooledBatchNorm))
 
     def forward(self, x: Tensor) -> Tensor:
-        return _upsample(super().forward(x), x.shape[-2:])
+        return resize_like(super().forward(x), x)
 
 
 class SPPContext(nn.Module):
@@ -129,7 +126,7 @@ class TransitionUp(nn.Module):
         self.blend = PreActConv(2 * channels, channels, 3)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        x = _upsample(x, skip.shape[-2:])
+        x = resize_like(x, skip)
         return self.blend(torch.cat([x, self.project(skip)], dim=1))
 
 
@@ -251,9 +248,9 @@ class LadderDenseNet(nn.Module):
         y = context
         for transition_up, skip in zip(self.transitions_up, reversed(skips)):
             y = transition_up(y, skip)
-        logits = _upsample(self.logits(y), x.shape[-2:])
+        logits = resize_like(self.logits(y), x)
         if self.aux and self.training:
-            return logits, _upsample(self.aux_logits(context), x.shape[-2:])
+            return logits, resize_like(self.aux_logits(context), x)
         return logits
 
 
