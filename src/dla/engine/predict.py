@@ -38,8 +38,8 @@ def predict_files(
     ``<stem>_boundaries.png`` and ``<stem>_thin.png`` (the probability, and thinned, as grey levels) and,
     with ``probabilities``, ``<stem>_probs.npy`` (float16 ``H x W``). Classification writes
     one ``predictions.json``: for each image path, its ``top_k`` classes with their probabilities, best
-    first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window``, ``output_stride`` for segmentation;
-    ``ten_crop`` for classification). Every image is read (and checked) before the model runs on any.
+    first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window``, ``output_stride``
+    for segmentation; ``ten_crop`` for classification). Every image is read (and checked) before the model runs on any.
     Returns the written paths.
     """
     pictures = [(Path(path), load_image(Path(path))) for path in images]
