@@ -93,8 +93,8 @@ def test_pr_curve_draws_contours_curves_and_the_ods_point():
 
 def test_task_defaults_and_keys():
     cfg = load_config(None, ["task=boundaries", "data.dataset=bsds500", "data.root=/nowhere"])
-    assert cfg["model"]["name"] == "dla34edge" and cfg["optim"]["class_weights"] == [1.0, 10.0]
-    assert cfg["data"]["rotation"] == 180.0 and cfg["eval"]["thresholds"] == 99 and cfg["eval"]["tolerance"] == 0.0075
+    assert cfg.model.name == "dla34edge" and cfg.optim.class_weights == [1.0, 10.0]
+    assert cfg.data.rotation == 180.0 and cfg.eval.thresholds == 99 and cfg.eval.tolerance == 0.0075
     with pytest.raises(DLAError, match="eval.thresholds does not apply to task: segmentation"):
         load_config(None, ["eval.thresholds=9"])
     with pytest.raises(DLAError, match="eval.flip does not apply to task: boundaries"):

@@ -15,10 +15,10 @@ from dla.cli import main
 from dla.data.meta import DatasetMeta, default_palette
 from dla.engine.checkpoint import load_checkpoint
 from dla.engine.config import load_config
-from dla.engine.tasks import get_task
 from dla.engine.trainer import parameter_groups, train
 from dla.errors import DLAError
 from dla.models import create_model
+from dla.tasks import get_task
 from dla.tasks.classification import evaluate_classification, format_scores, top_classes
 
 CLASSES = ("red", "green", "blue")
@@ -95,7 +95,7 @@ def test_transfer_loads_the_backbone_of_a_weights_file_with_a_new_head(image_fol
     torch.save(source.state_dict(), tmp_path / "dla46_c-imagenet.pth")
     cfg = config(image_folder, tmp_path / "run", f"model.pretrained_backbone={tmp_path / 'dla46_c-imagenet.pth'}")
     meta = DatasetMeta("colours", CLASSES, tuple(default_palette(3)))
-    model, kwargs = get_task("classification").create_model(cfg, meta, cfg["model"]["pretrained_backbone"])
+    model, kwargs = get_task("classification").build_model(cfg, meta, cfg.model.pretrained_backbone)
     assert kwargs == {"num_classes": 3} and model.fc.out_channels == 3
     loaded, original = model.state_dict(), source.state_dict()
     assert all(torch.equal(loaded[k], original[k]) for k in loaded if not k.startswith("fc."))
@@ -109,7 +109,7 @@ def test_backbone_lr_factor_scales_all_but_the_head(image_folder, tmp_path):
     assert {id(p) for p in head["params"]} == {id(p) for p in model.fc.parameters()}
     assert len(head["params"]) + len(backbone["params"]) == len(list(model.parameters()))
     train(config(image_folder, tmp_path / "run", "optim.backbone_lr_factor=0.1", "optim.max_iterations=1"))
-    assert cfg["optim"]["backbone_lr_factor"] == 0.1
+    assert cfg.optim.backbone_lr_factor == 0.1
 
 
 class Lookup(nn.Module):
@@ -175,9 +175,9 @@ def test_keys_of_the_other_task_are_refused(overrides, expected):
 
 def test_task_defaults_fill_the_config():
     cfg = load_config(None, ["task=classification", "data.dataset=synthetic"])
-    assert cfg["model"]["name"] == "dla34" and cfg["data"]["crop_size"] == [224, 224] and cfg["data"]["resize"] == [256]
-    assert cfg["model"]["down_ratio"] is None and cfg["data"]["rotation"] is None
-    assert load_config(None, ["model.down_ratio=8"])["model"]["down_ratio"] == 8  # null: the model's own (DLA's 2s)
+    assert cfg.model.name == "dla34" and cfg.data.crop_size == [224, 224] and cfg.data.resize == [256]
+    assert cfg.model.down_ratio is None and cfg.data.rotation is None
+    assert load_config(None, ["model.down_ratio=8"]).model.down_ratio == 8  # null: the model's own (DLA's 2s)
 
 
 def test_a_segmentation_dataset_is_refused_for_classification(tmp_path):

@@ -20,23 +20,23 @@ def write(path: Path, settings: dict) -> Path:
 def test_defaults_and_derived_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None)
-    assert cfg["model"] == {"name": "dla34up", "down_ratio": None, "pretrained_backbone": None, "kwargs": {}}
-    assert cfg["optim"]["lr"] == 0.01 and cfg["optim"]["schedule"] == "step" and cfg["optim"]["step_epochs"] == [800]
-    assert cfg["data"]["dataset"] == "synthetic" and cfg["data"]["root"] is None
-    assert cfg["out_dir"] == str(tmp_path / "runs" / "dla34up")  # no file: named after the model
+    assert cfg.to_dict()["model"] == {"name": "dla34up", "down_ratio": None, "pretrained_backbone": None, "kwargs": {}}
+    assert cfg.optim.lr == 0.01 and cfg.optim.schedule == "step" and cfg.optim.step_epochs == [800]
+    assert cfg.data.dataset == "synthetic" and cfg.data.root is None
+    assert cfg.out_dir == str(tmp_path / "runs" / "dla34up")  # no file: named after the model
     named = write(tmp_path / "my_recipe.yaml", {"seed": 3})
-    assert load_config(str(named))["out_dir"] == str(tmp_path / "runs" / "my_recipe")
+    assert load_config(str(named)).out_dir == str(tmp_path / "runs" / "my_recipe")
 
 
 def test_file_then_overrides(tmp_path):
     path = write(tmp_path / "c.yaml", {"optim": {"lr": 0.02, "schedule": "poly"}, "data": {"batch_size": 4}})
     cfg = load_config(str(path), ["optim.lr=0.5", "eval.scales=[0.5, 1.0]", "model.kwargs.width=3", "optim.grad_clip=1"])
-    assert cfg["optim"]["lr"] == 0.5 and cfg["optim"]["schedule"] == "poly"  # override beats file, file beats default
-    assert cfg["data"]["batch_size"] == 4 and cfg["optim"]["momentum"] == 0.9
-    assert cfg["eval"]["scales"] == [0.5, 1.0]
-    assert cfg["model"]["kwargs"] == {"width": 3}  # free-form mappings take any key
-    assert cfg["optim"]["grad_clip"] == 1.0 and isinstance(cfg["optim"]["grad_clip"], float)  # int accepted as a number
-    assert load_config(None, ["model.pretrained_backbone=null"])["model"]["pretrained_backbone"] is None
+    assert cfg.optim.lr == 0.5 and cfg.optim.schedule == "poly"  # override beats file, file beats default
+    assert cfg.data.batch_size == 4 and cfg.optim.momentum == 0.9
+    assert cfg.eval.scales == [0.5, 1.0]
+    assert cfg.model.kwargs == {"width": 3}  # free-form mappings take any key
+    assert cfg.optim.grad_clip == 1.0 and isinstance(cfg.optim.grad_clip, float)  # int accepted as a number
+    assert load_config(None, ["model.pretrained_backbone=null"]).model.pretrained_backbone is None
 
 
 @pytest.mark.parametrize(
@@ -101,8 +101,8 @@ def test_base_files_and_cycles(tmp_path):
     write(tmp_path / "base.yaml", {"optim": {"lr": 0.02, "epochs": 7}, "data": {"batch_size": 3}})
     child = write(tmp_path / "child.yaml", {"base": "base.yaml", "optim": {"lr": 0.5}})
     cfg = load_config(str(child))
-    assert (cfg["optim"]["lr"], cfg["optim"]["epochs"], cfg["data"]["batch_size"]) == (0.5, 7, 3)
-    assert cfg["out_dir"].endswith("child")
+    assert (cfg.optim.lr, cfg.optim.epochs, cfg.data.batch_size) == (0.5, 7, 3)
+    assert cfg.out_dir.endswith("child")
     write(tmp_path / "a.yaml", {"base": "b.yaml"})
     write(tmp_path / "b.yaml", {"base": "a.yaml"})
     with pytest.raises(DLAError, match="cycle"):
@@ -114,9 +114,9 @@ def test_data_root(tmp_path, monkeypatch):
     with pytest.raises(DLAError, match=r"DLA_DATA_ROOT"):
         load_config(None, ["data.dataset=camvid"])
     monkeypatch.setenv("DLA_DATA_ROOT", str(tmp_path / "data"))
-    assert load_config(None, ["data.dataset=camvid"])["data"]["root"] == str(tmp_path / "data" / "camvid")
+    assert load_config(None, ["data.dataset=camvid"]).data.root == str(tmp_path / "data" / "camvid")
     monkeypatch.chdir(tmp_path)
-    assert load_config(None, ["data.dataset=camvid", "data.root=here/cv"])["data"]["root"] == str(tmp_path / "here" / "cv")
+    assert load_config(None, ["data.dataset=camvid", "data.root=here/cv"]).data.root == str(tmp_path / "here" / "cv")
 
 
 def test_dump_and_reload_is_identity(tmp_path):
@@ -129,30 +129,30 @@ def test_dump_and_reload_is_identity(tmp_path):
 def test_shipped_configs_load(path, monkeypatch, tmp_path):
     monkeypatch.setenv("DLA_DATA_ROOT", str(tmp_path))
     cfg = load_config(str(path))
-    assert cfg["out_dir"].endswith(path.stem)
+    assert cfg.out_dir.endswith(path.stem)
 
 
 def test_shipped_configs_follow_the_paper(monkeypatch, tmp_path):
     monkeypatch.setenv("DLA_DATA_ROOT", str(tmp_path))
     camvid = load_config(str(ROOT / "configs" / "camvid_dla34_8s.yaml"))
-    assert camvid["model"]["down_ratio"] == 8
-    assert (camvid["optim"]["schedule"], camvid["optim"]["lr"], camvid["optim"]["step_epochs"], camvid["optim"]["gamma"]) == ("step", 0.01, [800], 0.1)
-    assert (camvid["data"]["rotation"], camvid["data"]["scale"]) == (10.0, [0.5, 2.0])
+    assert camvid.model.down_ratio == 8
+    assert (camvid.optim.schedule, camvid.optim.lr, camvid.optim.step_epochs, camvid.optim.gamma) == ("step", 0.01, [800], 0.1)
+    assert (camvid.data.rotation, camvid.data.scale) == (10.0, [0.5, 2.0])
     city = load_config(str(ROOT / "configs" / "cityscapes_dla102.yaml"))
-    assert city["model"]["name"] == "dla102up"
-    assert (city["optim"]["schedule"], city["optim"]["power"], city["optim"]["epochs"]) == ("poly", 0.9, 500)
-    assert (city["data"]["batch_size"], city["data"]["crop_size"]) == (16, [864, 864])
+    assert city.model.name == "dla102up"
+    assert (city.optim.schedule, city.optim.power, city.optim.epochs) == ("poly", 0.9, 500)
+    assert (city.data.batch_size, city.data.crop_size) == (16, [864, 864])
     voc = load_config(str(ROOT / "configs" / "voc_deeplabv3_resnet101.yaml"))  # DeepLabv3: train at 16, evaluate at 8
-    assert (voc["model"]["kwargs"]["output_stride"], voc["eval"]["output_stride"], voc["optim"]["lr"]) == (16, 8, 0.007)
-    assert voc["eval"]["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and voc["eval"]["flip"]
+    assert (voc.model.kwargs["output_stride"], voc.eval.output_stride, voc.optim.lr) == (16, 8, 0.007)
+    assert voc.eval.scales == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and voc.eval.flip
     ladder = load_config(str(ROOT / "configs" / "cityscapes_ladder_densenet169.yaml"))
-    assert (ladder["optim"]["optimizer"], ladder["optim"]["lr"], ladder["optim"]["power"]) == ("adam", 5.0e-4, 1.5)
-    assert (ladder["optim"]["backbone_lr_factor"], ladder["optim"]["aux_weight"], ladder["data"]["batch_size"]) == (0.2, 0.3, 2)
+    assert (ladder.optim.optimizer, ladder.optim.lr, ladder.optim.power) == ("adam", 5.0e-4, 1.5)
+    assert (ladder.optim.backbone_lr_factor, ladder.optim.aux_weight, ladder.data.batch_size) == (0.2, 0.3, 2)
     peers = [load_config(str(ROOT / "configs" / f"camvid_cpu20_{name}.yaml"))
              for name in ("dla34", "deeplabv3_resnet50", "ladder_densenet121", "dfanet_a")]
     for cfg in peers:  # the CPU comparison: one budget, only the model differs
-        assert {k: v for k, v in cfg.items() if k not in ("model", "out_dir")} == {
-            k: v for k, v in peers[0].items() if k not in ("model", "out_dir")}
+        assert {k: v for k, v in cfg.to_dict().items() if k not in ("model", "out_dir")} == {
+            k: v for k, v in peers[0].to_dict().items() if k not in ("model", "out_dir")}
 
 
 def test_every_key_is_documented():

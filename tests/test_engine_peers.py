@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from dla.engine.config import load_config
-from dla.engine.tasks import SegmentationTask, evaluated_at
-from dla.engine.trainer import build_optimizer, evaluate_checkpoint, parameter_groups, train, weighted_loss
+from dla.engine.evaluate import evaluate_checkpoint
+from dla.engine.trainer import build_optimizer, parameter_groups, train, weighted_loss
+from dla.models import AuxOutput
+from dla.tasks.segmentation import SegmentationTask, evaluated_at
 from dla.errors import DLAError
 from dla.models import create_model
 
@@ -25,15 +27,15 @@ def test_auxiliary_logits_weigh_aux_weight():
     target = torch.randint(0, 3, (1, 8, 8))
     main, aux = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
     expected = 0.7 * task.loss(main, target, meta, None) + 0.3 * task.loss(aux, target, meta, None)
-    assert torch.allclose(weighted_loss(task, (main, aux), target, meta, None, 0.3), expected)
+    assert torch.allclose(weighted_loss(task, AuxOutput(main, aux), target, meta, None, 0.3), expected)
     assert torch.equal(weighted_loss(task, main, target, meta, None, 0.3), task.loss(main, target, meta, None))
 
 
 def test_adam_and_a_fifth_of_the_lr_for_the_pretrained_densenet():
     model = create_model("ladder_densenet121", num_classes=3)
     cfg = load_config(None, ["optim.optimizer=adam", "optim.lr=5.0e-4", "optim.backbone_lr_factor=0.2"])
-    groups = parameter_groups(model, SegmentationTask(), cfg["optim"]["lr"], cfg["optim"]["backbone_lr_factor"])
-    optimizer = build_optimizer(groups, cfg["optim"])
+    groups = parameter_groups(model, SegmentationTask(), cfg.optim.lr, cfg.optim.backbone_lr_factor)
+    optimizer = build_optimizer(groups, cfg.optim)
     assert isinstance(optimizer, torch.optim.Adam)
     assert [g["lr"] for g in optimizer.param_groups] == [5.0e-4, pytest.approx(1.0e-4)]
     assert len(optimizer.param_groups[1]["params"]) == len(list(model.backbone.parameters()))

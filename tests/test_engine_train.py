@@ -15,12 +15,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dla.data.meta import DatasetMeta, default_palette
-from dla.engine import tasks
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from dla.engine.config import load_config
-from dla.engine.trainer import evaluate_checkpoint, train
+from dla.engine.evaluate import evaluate_checkpoint
+from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import register_model
+from dla.tasks import segmentation
 
 
 @register_model
@@ -90,14 +91,14 @@ def records(out_dir: Path) -> List[dict]:
 
 def calls_then(monkeypatch, after: int, effect):
     """Make the trainer's loss call ``effect(loss, logits)`` from its ``after + 1``-th call on."""
-    real, count = tasks.segmentation_loss, [0]
+    real, count = segmentation.segmentation_loss, [0]
 
     def loss(logits, *args, **kwargs):
         count[0] += 1
         value = real(logits, *args, **kwargs)
         return effect(value, logits) if count[0] > after else value
 
-    monkeypatch.setattr(tasks, "segmentation_loss", loss)
+    monkeypatch.setattr(segmentation, "segmentation_loss", loss)
 
 
 def test_two_iterations_write_a_complete_run_directory(tmp_path):

@@ -8,14 +8,15 @@ import torch
 
 from .complexity import count_macs, count_params
 from .data.cityscapes import prepare_cityscapes
-from .engine.config import load_config
 from .engine.baselines import draw_pr_curves, evaluate_baseline
+from .engine.config import load_config
 from .engine.demo import run_demo
+from .engine.evaluate import evaluate_checkpoint
 from .engine.predict import predict_files
-from .engine.tasks import get_task
-from .engine.trainer import evaluate_checkpoint, train
+from .engine.trainer import train
 from .errors import DLAError
 from .models import create_model, list_models
+from .tasks import get_task
 from .tasks.boundaries import format_boundary_scores
 
 

@@ -14,7 +14,7 @@ from ..data import build_dataset
 from ..errors import DLAError
 from ..tasks.boundaries import draw_pr_curve, evaluate_gradient_baseline
 from .config import resolve_data_root
-from .trainer import write_result
+from .results import write_result
 
 
 def evaluate_baseline(

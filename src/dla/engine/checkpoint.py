@@ -1,27 +1,23 @@
 """Checkpoints: atomic saving, safe loading, and rebuilding a model from a checkpoint alone.
 
-A checkpoint is a plain dict (the house convention of design.md):
+A checkpoint is a plain dict, self-describing, so that a model and its run are rebuilt from it alone:
 
-=================  ===============================================================================
-key                what it holds
-=================  ===============================================================================
-``model``          the model's state dict
-``model_name``     the registry name, for ``dla.create_model``
-``model_kwargs``   the keyword arguments that rebuild the same architecture (``num_classes``,
-                   ``down_ratio``, ``model.kwargs``); never ``pretrained_backbone``: the weights
-                   are in ``model`` already
-``task``           ``"segmentation"``
-``dataset_meta``   ``DatasetMeta.to_dict()``: class names, palette, mean/std, ignore index
-``config``         the full resolved training config
-``epoch``          completed epochs
-``iteration``      completed iterations (optimizer steps); the position of the run
-``optimizer``      optimizer state dict (momentum buffers)
-``scheduler``      LR scheduler state dict
-``scaler``         GradScaler state dict; only with ``optim.amp: fp16``
-``rng``            random generator states (``rng_state()``), so that a resumed run draws the same numbers
-``best_miou``      the best validation mIoU so far (-1 before the first evaluation)
-``code_version``   ``git describe`` of the code that wrote it, or the package version
-=================  ===============================================================================
+- ``model``: the model's state dict
+- ``model_name``: the registry name, for ``dla.create_model``
+- ``model_kwargs``: the keyword arguments that rebuild the same architecture (``num_classes``,
+  ``down_ratio``, ``model.kwargs``); never ``pretrained_backbone``: the weights are in ``model`` already
+- ``task``: ``"segmentation"``, ``"classification"`` or ``"boundaries"``
+- ``dataset_meta``: ``DatasetMeta.to_dict()``: class names, palette, mean/std, ignore index
+- ``config``: the full resolved training config, ``Config.to_dict()`` (``run_config`` reads it back)
+- ``epoch``: completed epochs
+- ``iteration``: completed iterations (optimizer steps); the position of the run
+- ``iterations_per_epoch``: iterations in an epoch, which a resumed run must keep
+- ``optimizer``: optimizer state dict (momentum buffers)
+- ``scheduler``: LR scheduler state dict
+- ``scaler``: GradScaler state dict; only with ``optim.amp: fp16``
+- ``rng``: random generator states (``rng_state()``), so that a resumed run draws the same numbers
+- ``best_score``: the task's best validation score (mIoU, top-1, ODS) so far; -1 before the first evaluation
+- ``code_version``: ``git describe`` of the code that wrote it, or the package version
 
 Everything in it is a tensor or a plain Python value, so ``torch.load(..., weights_only=True)`` reads it:
 loading a checkpoint never runs code from the file.
@@ -37,9 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..models import create_model
+from .config import config_from_dict
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -108,6 +106,11 @@ def model_from_checkpoint(checkpoint: Union[PathLike, Dict[str, Any]]) -> Tuple[
     model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
     model.load_state_dict(checkpoint["model"])
     return model.eval(), DatasetMeta.from_dict(checkpoint["dataset_meta"])
+
+
+def run_config(checkpoint: Dict[str, Any], name: PathLike = "checkpoint") -> Config:
+    """The training config a checkpoint was written with, checked as a config file is."""
+    return config_from_dict(checkpoint["config"], source=f"{name} (its config)")
 
 
 def rng_state() -> Dict[str, Any]:

@@ -26,12 +26,12 @@ PREDICTIONS = 4  # validation images drawn
 def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[str, Any]:
     """Train, evaluate and draw; return the final validation scores. A finished demo run is not retrained."""
     cfg = load_config(str(DEMO_CONFIG), [f"out_dir={out_dir}", *overrides])
-    run = RunDir(Path(cfg["out_dir"]))
+    run = RunDir(Path(cfg.out_dir))
     scores = train(cfg, resume=run.config.exists())
 
     model, meta = model_from_checkpoint(run.last)
-    data = cfg["data"]
-    val_set = build_dataset(data["dataset"], data["root"], data["val_split"], **data["options"])  # raw images
+    data = cfg.data
+    val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)  # raw images
     for i in range(min(PREDICTIONS, len(val_set))):
         image, _ = val_set.read(i)
         label, _ = predict(model, image, meta)

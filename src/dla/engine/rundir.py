@@ -8,9 +8,9 @@ One training run owns one folder (``out_dir``)::
     metrics.csv               the same records as a table, one column per key
     events.out.tfevents.*     TensorBoard scalars (with log.tensorboard)
     checkpoints/last.pt       after every epoch, and on Ctrl-C
-    checkpoints/best.pt       the checkpoint with the best validation mIoU
+    checkpoints/best.pt       the checkpoint with the best validation score of the task (mIoU, top-1, ODS)
     eval/epoch_<n>.json       full validation metrics (per-class IoU, accuracies) after epoch n
-    plots/                    figures drawn from the run by other tools
+    plots/                    the task's pictures of the last evaluation and the training curves
 
 The logs always describe the run that produced ``last.pt``: when a run resumes from iteration ``i``,
 records after ``i`` (written after that checkpoint, by a run that then crashed) are dropped, and
@@ -24,6 +24,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from ..config import Config
 
 from ..errors import DLAError
 from .config import dump_config
@@ -71,7 +73,7 @@ class RunDir:
             raise DLAError(f"nothing to resume in {self.root} (no config.yaml or checkpoints/last.pt); drop --resume to start a new run")
         return self.last if resume and self.last.exists() else None
 
-    def create(self, cfg: Dict[str, Any]) -> None:
+    def create(self, cfg: Config) -> None:
         """Make the folders and write ``config.yaml`` and ``code_version``."""
         for folder in (self.root, self.last.parent, self.eval, self.plots):
             folder.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,12 @@ A ``LambdaLR`` built from a closure keeps only its step count in ``state_dict()`
 from the config on resume, so checkpoints hold no code.
 """
 
-from typing import Any, Dict, Sequence
+from typing import Sequence
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+from ..config import Config
 
 
 def poly_schedule(optimizer: Optimizer, total_iterations: int, power: float = 0.9) -> LambdaLR:
@@ -38,17 +40,17 @@ def step_schedule(optimizer: Optimizer, milestones: Sequence[int], gamma: float 
     return LambdaLR(optimizer, factor)
 
 
-def total_iterations(cfg: Dict[str, Any], iterations_per_epoch: int) -> int:
+def total_iterations(cfg: Config, iterations_per_epoch: int) -> int:
     """Iterations of the whole run: ``optim.epochs`` epochs, or fewer when ``optim.max_iterations`` is set."""
-    total = cfg["optim"]["epochs"] * iterations_per_epoch
-    max_iterations = cfg["optim"]["max_iterations"]
+    total = cfg.optim.epochs * iterations_per_epoch
+    max_iterations = cfg.optim.max_iterations
     return total if max_iterations is None else min(total, max_iterations)
 
 
-def build_scheduler(optimizer: Optimizer, cfg: Dict[str, Any], iterations_per_epoch: int) -> LambdaLR:
+def build_scheduler(optimizer: Optimizer, cfg: Config, iterations_per_epoch: int) -> LambdaLR:
     """The schedule named by ``optim.schedule``, in iterations of ``iterations_per_epoch`` per epoch."""
-    optim = cfg["optim"]
-    if optim["schedule"] == "poly":
-        return poly_schedule(optimizer, total_iterations(cfg, iterations_per_epoch), optim["power"])
-    milestones = [epoch * iterations_per_epoch for epoch in optim["step_epochs"]]
-    return step_schedule(optimizer, milestones, optim["gamma"])
+    optim = cfg.optim
+    if optim.schedule == "poly":
+        return poly_schedule(optimizer, total_iterations(cfg, iterations_per_epoch), optim.power)
+    milestones = [epoch * iterations_per_epoch for epoch in optim.step_epochs]
+    return step_schedule(optimizer, milestones, optim.gamma)

@@ -1,12 +1,36 @@
-"""Task-level code: losses, evaluation, test-time inference, prediction output and plots, per task."""
+"""The tasks: one module each (``segmentation``, ``classification``, ``boundaries``) owning its loss, evaluation,
+test-time inference, prediction output and pictures, and implementing the engine's ``Task`` contract (``base``).
 
-from .boundaries import boundary_loss, draw_pr_curve, evaluate_boundaries, gradient_magnitude
-from .classification import classification_loss, evaluate_classification, format_scores, top_classes
+``TASKS`` is the registry the engine and the config consult: adding a task is adding its module and one entry.
+"""
+
+from typing import Dict
+
+from ..errors import DLAError
+from .base import Task
+from .boundaries import BoundaryTask, boundary_loss, draw_pr_curve, evaluate_boundaries, gradient_magnitude
+from .classification import ClassificationTask, classification_loss, evaluate_classification, format_scores, top_classes
 from .curves import plot_curves
-from .segmentation import evaluate_segmentation, infer, predict, save_prediction, segmentation_loss
+from .segmentation import SegmentationTask, evaluate_segmentation, infer, predict, save_prediction, segmentation_loss
 from .visualize import colorize, draw_confusion_matrix, overlay
 
+TASKS: Dict[str, Task] = {task.name: task for task in (SegmentationTask(), ClassificationTask(), BoundaryTask())}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (a config's ``task``)."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise DLAError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
 __all__ = [
+    "TASKS",
+    "BoundaryTask",
+    "ClassificationTask",
+    "SegmentationTask",
+    "Task",
     "boundary_loss",
     "classification_loss",
     "colorize",
@@ -16,6 +40,7 @@ __all__ = [
     "evaluate_classification",
     "evaluate_segmentation",
     "format_scores",
+    "get_task",
     "gradient_magnitude",
     "infer",
     "overlay",

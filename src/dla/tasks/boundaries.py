@@ -1,5 +1,5 @@
 """Boundary detection (Sec. 5.4): the weighted loss, evaluation with the BSDS benchmark, the precision-recall
-plot of Fig. 7, and a classical baseline scored by the same code.
+plot of Fig. 7, a classical baseline scored by the same code, and ``BoundaryTask``, the task's part of the engine.
 
 A boundary model returns one logit per pixel (``N x 1 x H x W``); its sigmoid is the boundary probability.
 Training follows HED, as the paper does: binary cross-entropy on the annotators' consensus, boundary
@@ -8,7 +8,8 @@ Evaluation thins each probability map along the edge normal (``thin_edges``) and
 every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 """
 
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,11 +19,16 @@ from scipy import ndimage
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from torch.utils.data import Dataset
+
+from ..config import Config
 from ..constants import IGNORE_INDEX
 from ..data.meta import DatasetMeta
+from ..data.transforms import eval_transforms
 from ..errors import DLAError
 from ..metrics.boundaries import BoundaryBenchmark, thin_edges
-from .segmentation import to_input
+from .base import Pictures, Scores, Task
+from .segmentation import dense_backbone, dense_model, dense_train_transform, to_input
 
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the contours of Fig. 7
 
@@ -141,7 +147,75 @@ def draw_pr_curve(curves: Sequence[Tuple[str, Dict[str, Any]]], size: int = 480)
 
 _COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189))
 
+
+def write_boundaries(out: Path, stem: str, probability: np.ndarray, thinned: np.ndarray,
+                     probabilities: bool = False) -> List[Path]:
+    """Write ``<stem>_boundaries.png`` (the probability, white on black), ``<stem>_thin.png`` (thinned) and, with
+    ``probabilities``, the float16 probabilities (``<stem>_probs.npy``); the written paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, values in (("boundaries", probability), ("thin", thinned)):
+        written.append(out / f"{stem}_{suffix}.png")
+        Image.fromarray(np.round(255 * values).astype(np.uint8)).save(written[-1])
+    if probabilities:
+        written.append(out / f"{stem}_probs.npy")
+        np.save(written[-1], probability.astype(np.float16))
+    return written
+
+
+class BoundaryTask(Task):
+    """Boundaries (Sec. 5.4): DLA with IDA-up to one logit per pixel (``dla34edge``, ...), trained on the
+    annotators' consensus with the segmentation augmentation, scored by the BSDS benchmark's ODS."""
+
+    name, score = "boundaries", "ods"
+    # Sec. 5.4 after HED: boundary pixels weigh 10 times the others; rotations up to 180 degrees for BSDS;
+    # the BSDS benchmark's 99 thresholds and matching distance of 0.0075 of the image diagonal
+    defaults = {"model.name": "dla34edge", "data.crop_size": [320, 320], "data.scale": [0.5, 1.5],
+                "data.rotation": 180.0, "optim.class_weights": [1.0, 10.0], "eval.thresholds": 99,
+                "eval.tolerance": 0.0075}
+    keys = ("model.down_ratio", "data.rotation", "eval.thresholds", "eval.tolerance")
+
+    def check(self, cfg: Config) -> List[str]:
+        if cfg.eval.thresholds < 1 or not 0 < cfg.eval.tolerance < 1:
+            return ["eval.thresholds must be at least 1 and eval.tolerance a fraction of the diagonal in (0, 1)"]
+        return []
+
+    def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        return dense_train_transform(cfg, meta)
+
+    def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        return eval_transforms(meta)
+
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+        return dense_model(cfg, 1, weights)  # one logit
+
+    def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
+        return dense_backbone(model)
+
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+        return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
+
+    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+        return evaluate_boundaries(model, dataset, cfg.eval.thresholds, cfg.eval.tolerance, device)
+
+    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
+                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+        """Write each image's boundary map, its thinned map and, with ``probabilities``, the probabilities."""
+        written = []
+        for path, picture in pictures:
+            written += write_boundaries(out, path.stem, *predict_boundaries(model, picture, meta, device), probabilities)
+        return written
+
+    def summary(self, scores: Scores) -> str:
+        return f"val ODS {scores['ods']:.4f}, OIS {scores['ois']:.4f}, AP {scores['ap']:.4f}"
+
+    def table(self, result: Scores, classes: Sequence[str]) -> str:
+        return format_boundary_scores(result)
+
+    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+        return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
+
 __all__ = [
-    "benchmark_maps", "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries", "evaluate_gradient_baseline",
+    "BoundaryTask", "benchmark_maps", "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries", "evaluate_gradient_baseline",
     "format_boundary_scores", "gradient_magnitude", "predict_boundaries",
 ]

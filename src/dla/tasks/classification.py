@@ -1,4 +1,5 @@
-"""Image classification: the training loss, evaluation of a dataset, top-k prediction and the score table.
+"""Image classification (Sec. 5.1, 5.2): the training loss, evaluation of a dataset, top-k prediction, the score
+table, and ``ClassificationTask``, the task's part of the engine.
 
 Evaluation follows the paper (Sec. 5.1, 5.2): each image is resized and centre-cropped by the dataset's
 transform, or cut into 10 crops (``TenCrop``: corners, centre and their mirrors) whose softmax
@@ -6,17 +7,26 @@ probabilities are averaged. Scores are top-1 and top-5 accuracy over images, the
 (recall) and their mean, which weighs rare classes as much as common ones, and the confusion matrix.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..config import Config
+from ..data.classification_transforms import classification_eval_transforms, classification_train_transforms
+from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..metrics.classification import AccuracyMeter
 from ..metrics.segmentation import ConfusionMatrix, format_percent, segmentation_scores
+from ..models import create_model
+from .base import Pictures, Scores, Task
+from .visualize import draw_confusion_matrix
 
 
 def classification_loss(logits: Tensor, target: Tensor, class_weights: Optional[Tensor] = None) -> Tensor:
@@ -91,3 +101,80 @@ def format_scores(result: Dict[str, Any], classes: Sequence[str]) -> str:
               if key in result]
     rule = "-" * len(header)
     return "\n".join([header, rule, *rows, rule, *totals])
+
+
+class ClassificationTask(Task):
+    """Image classes (Sec. 5.1, 5.2): the DLA classifiers (``dla34``, ``dla46_c``, ...), top-1 accuracy."""
+
+    name, score = "classification", "top1"
+    # Sec. 5.1: random-resized crops of 224 (area 8-100%, aspect 3/4-4/3); test on the centre 224 of 256
+    defaults = {"model.name": "dla34", "data.crop_size": [224, 224], "data.scale": [0.08, 1.0],
+                "data.ratio": [0.75, 4 / 3], "data.resize": [256]}
+    keys = ("data.ratio", "data.lighting", "data.resize", "eval.ten_crop")
+
+    def check(self, cfg: Config) -> List[str]:
+        data, problems = cfg.data, []
+        if data.scale[1] > 1:
+            problems.append(f"data.scale is the crop's fraction of the image area in classification: at most 1, got {data.scale}")
+        if len(data.ratio) != 2 or not 0 < data.ratio[0] <= data.ratio[1]:
+            problems.append(f"data.ratio must be [low, high] with 0 < low <= high, got {data.ratio}")
+        if len(data.resize) not in (1, 2) or min(data.resize) < 1:
+            problems.append(f"data.resize must be [shorter side] or [height, width], got {data.resize}")
+        if data.lighting < 0:
+            problems.append("data.lighting must be 0 (off) or positive")
+        return problems
+
+    def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        """Random-resized crops with the paper's colour noise. An exact ``[height, width]`` resize (the
+        fine-grained sets' 512x512) comes first, so that training sees objects with the aspect of the test
+        images; a shorter-side resize does not, as it would only blur the random crops."""
+        data = cfg.data
+        squash = tuple(data.resize) if len(data.resize) == 2 else None
+        return classification_train_transforms(
+            meta, tuple(data.crop_size), tuple(data.scale), tuple(data.ratio), data.flip, data.color_jitter,
+            data.lighting, resize=squash,
+        )
+
+    def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        data = cfg.data
+        resize = data.resize[0] if len(data.resize) == 1 else tuple(data.resize)
+        return classification_eval_transforms(meta, resize, tuple(data.crop_size), cfg.eval.ten_crop)
+
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+        kwargs = {"num_classes": meta.num_classes, **cfg.model.kwargs}
+        # weights of another class count (ImageNet's 1000) load all but the classifier, which starts afresh
+        return create_model(cfg.model.name, pretrained=weights or False, **kwargs), kwargs
+
+    def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
+        """All but the classifier (``get_classifier()``)."""
+        if not hasattr(model, "get_classifier"):
+            raise DLAError(f"{type(model).__name__} has no get_classifier() to tell its head from its backbone")
+        head = {id(p) for p in model.get_classifier().parameters()}
+        return (p for p in model.parameters() if id(p) not in head)
+
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+        return classification_loss(outputs, targets, class_weights)
+
+    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+        return evaluate_classification(model, dataset, device, cfg.data.batch_size, cfg.data.workers)
+
+    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
+                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+        """Write ``predictions.json``: each image's ``top_k`` classes and probabilities, through the run's eval transform."""
+        transform = self.eval_transform(cfg, meta)
+        ranked = {
+            str(path): top_classes(class_probabilities(model, transform(picture)[None].to(device))[0], meta.classes, top_k)
+            for path, picture in pictures
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "predictions.json").write_text(json.dumps(ranked, indent=2) + "\n")
+        return [out / "predictions.json"]
+
+    def summary(self, scores: Scores) -> str:
+        return f"val top-1 {scores['top1']:.4f}"
+
+    def table(self, result: Scores, classes: Sequence[str]) -> str:
+        return format_scores(result, classes)
+
+    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+        return {"confusion": draw_confusion_matrix(result["confusion"], classes)}

@@ -1,4 +1,5 @@
-"""Semantic segmentation: the training loss, the paper's test-time inference, and saving what a model predicts.
+"""Semantic segmentation (Sec. 4.2, 5.3): the training loss, the paper's test-time inference, saving what a model
+predicts, and ``SegmentationTask``, the task's part of the engine (transforms, model, loss, mIoU, pictures).
 
 Inference (Sec. 5.3). The image is run at each scale of ``scales`` (and, with ``flip``, mirrored as well);
 each run's softmax probabilities are resized back to the input size and the runs are *summed*, as the paper
@@ -8,8 +9,9 @@ With ``window`` each scale is tiled by overlapping windows instead of run whole 
 memory, or models trained on crops); see ``infer``.
 """
 
+import contextlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,16 +21,20 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..config import Config
 from ..constants import IGNORE_INDEX
 from ..data.meta import DatasetMeta
+from ..data.transforms import eval_transforms, train_transforms
 from ..errors import DLAError
-from ..metrics.segmentation import ConfusionMatrix
+from ..metrics.segmentation import ConfusionMatrix, format_table
+from ..models import create_model
+from .base import Pictures, Scores, Task
 from .curves import plot_curves
-from .visualize import as_rgb_image, colorize, overlay
+from .visualize import as_rgb_image, colorize, draw_confusion_matrix, overlay
 
 __all__ = [
-    "colorize", "evaluate_segmentation", "infer", "overlay", "plot_curves", "predict", "save_prediction",
-    "segmentation_loss",
+    "SegmentationTask", "colorize", "dense_model", "evaluate_segmentation", "evaluated_at", "infer", "overlay",
+    "plot_curves", "predict", "save_prediction", "segmentation_loss",
 ]
 
 
@@ -237,3 +243,104 @@ def save_prediction(out_dir: Union[str, Path], stem: str, image: Union[Image.Ima
         written.append(out / f"{stem}_probs.npy")
         np.save(written[2], probabilities.astype(np.float16))
     return written
+
+
+def dense_model(cfg: Config, num_classes: int, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+    """A dense-prediction model with ``num_classes`` outputs, ``model.down_ratio`` when set (DLA's), and the
+    keyword arguments that rebuild it; a model that does not take them is named with what it refused."""
+    model = cfg.model
+    kwargs = {"num_classes": num_classes, **({"down_ratio": model.down_ratio} if model.down_ratio else {}), **model.kwargs}
+    try:
+        return create_model(model.name, pretrained_backbone=weights, **kwargs), kwargs
+    except TypeError as e:  # an argument the model does not have
+        raise DLAError(f"model {model.name} cannot be built with {kwargs} (model.down_ratio, model.kwargs): {e}") from e
+
+
+def dense_backbone(model: nn.Module) -> Iterator[nn.Parameter]:
+    """The backbone of a dense model: ``model.base`` (DLA) or ``model.backbone`` (the peer systems)."""
+    for name in ("base", "backbone"):
+        if isinstance(getattr(model, name, None), nn.Module):
+            return getattr(model, name).parameters()
+    raise DLAError(f"{type(model).__name__} has no backbone (.base or .backbone) for optim.backbone_lr_factor")
+
+
+def dense_train_transform(cfg: Config, meta: DatasetMeta) -> Callable:
+    """The dense tasks' joint augmentation of ``cfg.data``: scale, rotate, crop, flip, colour jitter."""
+    data = cfg.data
+    return train_transforms(meta, tuple(data.crop_size), tuple(data.scale), data.rotation, data.flip, data.color_jitter)
+
+
+@contextlib.contextmanager
+def evaluated_at(model: nn.Module, output_stride: Optional[int]) -> Iterator[None]:
+    """Run the block with the model at ``output_stride`` (DeepLabv3: trained at 16, evaluated at 8, Sec. 4.2),
+    then restore its own; ``None`` leaves it as it is."""
+    if output_stride is None:
+        yield
+        return
+    if not hasattr(model, "set_output_stride"):
+        raise DLAError(f"eval.output_stride: {type(model).__name__} cannot change its output stride (DeepLabv3 can)")
+    trained = model.output_stride
+    model.set_output_stride(output_stride)
+    try:
+        yield
+    finally:
+        model.set_output_stride(trained)
+
+
+class SegmentationTask(Task):
+    """Per-pixel classes (Sec. 4.2, 5.3): DLA with IDA-up (``dla34up``, ...) and the peer systems, scored by mIoU."""
+
+    name, score = "segmentation", "miou"
+    defaults = {"model.name": "dla34up", "data.crop_size": [360, 480], "data.scale": [0.5, 2.0], "data.rotation": 10.0}
+    keys = ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
+
+    def check(self, cfg: Config) -> List[str]:
+        problems = []
+        if not cfg.eval.scales or min(cfg.eval.scales) <= 0:
+            problems.append(f"eval.scales must be a non-empty list of positive scales, got {cfg.eval.scales}")
+        window = cfg.eval.window
+        if window is not None and (len(window) != 2 or min(window) < 1):
+            problems.append(f"eval.window must be null or [height, width], got {window}")
+        return problems
+
+    def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        return dense_train_transform(cfg, meta)
+
+    def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        return eval_transforms(meta)  # whole images; scales, flips and windows are the evaluator's
+
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+        return dense_model(cfg, meta.num_classes, weights)
+
+    def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
+        return dense_backbone(model)
+
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+        return segmentation_loss(outputs, targets, meta.ignore_index, class_weights)
+
+    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+        settings = cfg.eval
+        with evaluated_at(model, settings.output_stride):
+            return evaluate_segmentation(model, dataset, settings.scales, settings.flip, settings.window, device,
+                                         cfg.data.workers)
+
+    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
+                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+        """Write each image's colour mask and overlay (and probabilities), with the run's test-time settings."""
+        settings, written = cfg.eval, []
+        window = tuple(settings.window) if settings.window else None
+        with evaluated_at(model, settings.output_stride):
+            for path, picture in pictures:
+                label, probs = predict(model, picture, meta, device, scales=settings.scales, flip=settings.flip,
+                                       window=window)
+                written += save_prediction(out, path.stem, picture, label, probs if probabilities else None, meta=meta)
+        return written
+
+    def summary(self, scores: Scores) -> str:
+        return f"val mIoU {scores['miou']:.4f}"
+
+    def table(self, result: Scores, classes: Sequence[str]) -> str:
+        return format_table(result, classes)
+
+    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+        return {"confusion": draw_confusion_matrix(result["confusion"], classes)}

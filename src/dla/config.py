@@ -1,0 +1,99 @@
+"""The training configuration's schema: typed dataclasses with their defaults.
+
+A config is a ``Config``: ``cfg.optim.lr``, ``cfg.data.batch_size``. Each field's type hint is what a value
+must be and its default is what a config file may leave out; ``dla.engine.config.load_config`` reads YAML
+and ``--set`` overrides into it, checking every key and converting every value once, and ``to_dict()``
+gives the plain nested mapping that a run's ``config.yaml`` and a checkpoint store. Every key is documented
+in ``configs/README.md``.
+
+Keys whose sensible value depends on the task are ``None`` here ("the task's default"): the task module
+(``dla.tasks``) states its defaults and which of these keys it reads.
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Literal, Optional, Union
+
+
+@dataclass
+class ModelConfig:
+    name: Optional[str] = None  # a registered model (`dla models`); null: the task's default
+    down_ratio: Optional[Literal[2, 4, 8, 16]] = None  # DLA's decoder output stride ("2s", "8s"); null: the model's own
+    pretrained_backbone: Union[bool, str, None] = None  # ImageNet weights for the backbone: true, a path or a URL
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # camvid, cityscapes, voc, listfile, folder, synthetic, ...
+    root: Optional[str] = None  # null: $DLA_DATA_ROOT/<dataset>; relative paths: from the current directory
+    train_split: str = "train"
+    val_split: str = "val"
+    options: Dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset
+    crop_size: Optional[List[int]] = None  # [height, width] of training crops; null: the task's default
+    scale: Optional[List[float]] = None  # segmentation: rescaling range; classification: crop area fraction
+    ratio: Optional[List[float]] = None  # classification: crop aspect-ratio range [low, high]
+    rotation: Optional[float] = None  # random rotation within +-degrees (dense tasks only)
+    flip: bool = True  # random horizontal flip
+    color_jitter: float = 0.0  # strength of random brightness/contrast/saturation changes; 0 is off
+    lighting: float = 0.0  # classification: std of AlexNet's PCA lighting noise (0.1 in AlexNet); 0 is off
+    resize: Optional[List[int]] = None  # classification, evaluation: [shorter side] or [height, width] before the crop
+    batch_size: int = 8
+    workers: int = 2  # DataLoader worker processes; 0 loads in the training process
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["sgd", "adam"] = "sgd"  # SGD with momentum (DLA, DeepLabv3, DFANet) or Adam (Ladder DenseNet)
+    lr: float = 0.01
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 1.0e-4
+    schedule: Literal["step", "poly"] = "step"
+    step_epochs: List[int] = field(default_factory=lambda: [800])  # step: multiply lr by gamma at these epochs
+    gamma: float = 0.1
+    power: float = 0.9  # poly: lr * (1 - iteration / total) ** power
+    epochs: int = 1000
+    max_iterations: Optional[int] = None  # stop (and end the schedules) after this many iterations
+    class_weights: Optional[List[float]] = None  # one loss weight per class (boundaries: [1.0, 10.0])
+    backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
+    aux_weight: float = 0.3  # a model's auxiliary logits weigh this in the loss, its main ones 1 - this (Ladder: 0.3)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
+    grad_clip: Optional[float] = None  # clip the gradient norm to this value
+
+
+@dataclass
+class EvalConfig:
+    every_epochs: int = 10  # and always after the last epoch
+    scales: List[float] = field(default_factory=lambda: [1.0])  # image scales whose predictions are summed
+    flip: bool = False  # also sum the prediction of the mirrored image
+    window: Optional[List[int]] = None  # [height, width] of sliding-window tiles; null: whole images
+    output_stride: Optional[int] = None  # segmentation: evaluate at this output stride (DeepLabv3: 8); null: as trained
+    ten_crop: bool = False  # classification: average the 10 crops (corners, centre, mirrored) of each image
+    thresholds: Optional[int] = None  # boundaries: how many thresholds the benchmark sweeps (99 in BSDS)
+    tolerance: Optional[float] = None  # boundaries: the matching distance, a fraction of the image diagonal
+
+
+@dataclass
+class LogConfig:
+    every_iterations: int = 20
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    task: str = "segmentation"  # a task of dla.tasks.TASKS: segmentation, classification, boundaries
+    seed: int = 0
+    deterministic: bool = False  # deterministic algorithms (slower on CUDA)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out_dir: Optional[str] = None  # null: runs/<config file name>, or runs/<model name> without a file
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The nested mapping of plain values, in schema order (what ``config.yaml`` and checkpoints hold)."""
+        return asdict(self)
+
+
+__all__ = ["Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "OptimConfig"]

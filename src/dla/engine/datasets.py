@@ -1,0 +1,29 @@
+"""The datasets of a run: the config's splits with the task's transforms, checked to be made for the task."""
+
+from typing import Tuple
+
+from torch.utils.data import Dataset
+
+from ..config import Config
+from ..data import build_dataset
+from ..errors import DLAError
+from ..tasks import Task
+
+
+def build_datasets(cfg: Config, task: Task) -> Tuple[Dataset, Dataset]:
+    """The training split with the task's augmentation of ``cfg.data``, the validation split with its
+    evaluation transform (dense tasks: whole images; classification: resize and centre crop)."""
+    data = cfg.data
+    train_set = build_dataset(data.dataset, data.root, data.train_split, **data.options)
+    check_dataset_task(train_set, task.name, data.dataset)
+    val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)
+    meta = train_set.meta  # both splits are normalised as the model will be trained
+    train_set.transform = task.train_transform(cfg, meta)
+    val_set.transform = task.eval_transform(cfg, meta)
+    return train_set, val_set
+
+
+def check_dataset_task(dataset: Dataset, task: str, name: str) -> None:
+    """Refuse a dataset made for another task (a segmentation set for classification, ...)."""
+    if dataset.task != task:
+        raise DLAError(f"dataset {name!r} is a {dataset.task} dataset but the task is {task}; set data.dataset to a {task} dataset")

@@ -1,0 +1,68 @@
+"""Evaluating a trained checkpoint on a dataset split: the ``dla eval`` command."""
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..data import build_dataset
+from ..errors import DLAError
+from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
+from .config import resolve_data_root, task_of, with_eval_settings
+from .datasets import check_dataset_task
+from .results import write_result
+from .runtime import select_device
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    dataset: Optional[str] = None,
+    split: str = "val",
+    *,
+    root: Optional[str] = None,
+    options: Optional[Dict[str, Any]] = None,
+    device: str = "auto",
+    workers: int = 2,
+    output: Optional[str] = None,
+    **settings: Any,
+) -> Dict[str, Any]:
+    """Evaluate a checkpoint on a dataset split (the ``dla eval`` command); return and optionally save the scores.
+
+    The model, its normalisation and its evaluation transform come from the checkpoint alone. ``dataset``
+    defaults to the one the checkpoint was trained on, with that run's ``data.root`` and ``data.options``
+    unless ``root`` / ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
+    ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window``, ``output_stride`` (segmentation) or
+    ``ten_crop`` (classification); a key of another task is an error.
+
+    Returns:
+        the task's scores plus ``checkpoint``, ``dataset``, ``split``, ``classes`` and the ``eval`` settings
+        used; written as JSON to ``output`` when given, with the task's pictures next to it
+        (``<output stem>_confusion.png``, or ``_pr_curve.png`` for boundaries).
+    """
+    state = load_checkpoint(checkpoint)
+    model, meta = model_from_checkpoint(state)
+    cfg = with_eval_settings(run_config(state, checkpoint), settings)
+    task = task_of(cfg)
+    trained_on = cfg.data
+    dataset = dataset or trained_on.dataset
+    if dataset == trained_on.dataset:  # the run's own data, unless told otherwise
+        root = root if root is not None else trained_on.root
+        options = options if options is not None else trained_on.options
+    data = build_dataset(dataset, resolve_data_root(dataset, root), split, transform=task.eval_transform(cfg, meta),
+                         **(options or {}))
+    check_dataset_task(data, task.name, dataset)
+    if data.meta.num_classes != meta.num_classes:
+        raise DLAError(
+            f"{checkpoint} predicts {meta.num_classes} classes ({meta.name}) but {dataset} has {data.meta.num_classes}; "
+            "evaluate it on a dataset with the same classes"
+        )
+    target = select_device(device)
+    cfg.data.workers = workers  # cfg is with_eval_settings' own copy
+    scores = task.evaluate(model.to(target), data, cfg, target)
+    evaluated = {key: value for key, value in asdict(cfg.eval).items() if key != "every_epochs"}
+    result = {
+        "checkpoint": str(checkpoint), "model": state["model_name"], "task": task.name, "dataset": dataset, "split": split,
+        "classes": list(meta.classes), "eval": evaluated, **scores,
+    }
+    if output is not None:
+        write_result(Path(output), result, task.draw(result, meta.classes))
+    return result

@@ -1,0 +1,91 @@
+"""The task contract: what a task (segmentation, classification, boundaries) brings to the one engine.
+
+The engine (``dla.engine``) trains, evaluates and predicts without naming a task: it asks the ``Task`` of
+``cfg.task`` (``dla.tasks.get_task``) for everything task-specific. Each task is one module of
+``dla.tasks`` that implements this contract next to its loss, evaluation, prediction and pictures; adding
+a task is adding one module and one line to ``dla.tasks.TASKS`` (see CONTRIBUTING.md).
+"""
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..config import Config
+from ..data.meta import DatasetMeta
+
+Scores = Dict[str, Any]
+Pictures = Sequence[Tuple[Path, Image.Image]]  # (the file it came from, the RGB image)
+
+
+class Task(ABC):
+    """One task's part of training, evaluation and prediction.
+
+    Config, declared by the class attributes:
+
+    - ``name``: the value of ``cfg.task``.
+    - ``defaults``: dotted keys whose ``null`` means this value for this task (``{"model.name": "dla34up"}``);
+      ``load_config`` writes them into the config, so a run's ``config.yaml`` states what was used.
+    - ``keys``: the task-specific keys this task reads. A key that some task lists and this one does not is
+      refused unless left at the schema's default, rather than silently ignored.
+    - ``score``: the validation score that picks ``best.pt`` (higher is better).
+    """
+
+    name: ClassVar[str]
+    score: ClassVar[str]
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    keys: ClassVar[Tuple[str, ...]] = ()
+
+    def check(self, cfg: Config) -> List[str]:
+        """Problems with this task's values in ``cfg`` (ranges, lengths), each a sentence naming the key."""
+        return []
+
+    @abstractmethod
+    def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        """The augmentation of training samples: a dataset's ``transform``."""
+
+    @abstractmethod
+    def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
+        """The fixed preparation of evaluation samples."""
+
+    @abstractmethod
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+        """The model of ``cfg.model`` for ``meta``'s classes, with ``weights`` (ImageNet weights for its backbone,
+        or None), and the keyword arguments that rebuild it from a checkpoint (without ``weights``)."""
+
+    @abstractmethod
+    def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
+        """The pretrained part, whose learning rate ``optim.backbone_lr_factor`` scales."""
+
+    @abstractmethod
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+        """The training loss of one batch's logits."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+        """Scores of ``model`` on every sample of ``dataset`` with the ``cfg.eval`` settings."""
+
+    @abstractmethod
+    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
+                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+        """Predict ``pictures`` with the ``cfg.eval`` settings and write the results into ``out``; the written paths.
+
+        ``probabilities`` (dense tasks): also write the probabilities; ``top_k`` (classification): classes listed.
+        """
+
+    @abstractmethod
+    def summary(self, scores: Scores) -> str:
+        """A one-line summary of the scores (``val mIoU 0.5123``)."""
+
+    @abstractmethod
+    def table(self, result: Scores, classes: Sequence[str]) -> str:
+        """The scores as a plain-text table."""
+
+    @abstractmethod
+    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+        """Pictures of the scores, by name (``{"confusion": image}``)."""
+
