@@ -17,7 +17,7 @@ import inspect
 from typing import Dict, Optional, Type, Union
 
 from ..errors import DLAError
-from .base import IMAGE_EXTENSIONS, SegmentationDataset, load_image, load_label
+from .base import IMAGE_EXTENSIONS, ClassificationDataset, SegmentationDataset, load_image, load_label
 from .boundaries import BoundaryDataset, BoundaryFolder, boundaries_from_segmentation, consensus_label
 from .bsds import BSDS_META, BSDS500
 from .camvid import CAMVID_META, CamVid
@@ -25,7 +25,7 @@ from .classification_transforms import classification_eval_transforms, classific
 from .cityscapes import CITYSCAPES_META, Cityscapes, label_ids_to_train_ids, prepare_cityscapes
 from .finegrained import CUB200, FGVCAircraft, Food101, StanfordCars
 from .folder import FolderDataset
-from .imagefolder import ClassificationDataset, ImageFolder
+from .imagefolder import ImageFolder
 from .listfile import ListFileDataset
 from .meta import DatasetMeta, default_palette
 from .synthetic import SYNTHETIC_META, SyntheticShapes, generate_shapes
