@@ -1,4 +1,4 @@
-"""Datasets, joint transforms and synthetic data for dense prediction and image classification.
+"""Datasets, transforms and synthetic data for dense prediction and image classification.
 
 Segmentation datasets (one per on-disk layout, all :class:`SegmentationDataset`) give ``(RGB PIL image,
 int64 (H, W) label)`` pairs, or what their ``transform`` makes of them (:func:`train_transforms` /
@@ -6,7 +6,9 @@ int64 (H, W) label)`` pairs, or what their ``transform`` makes of them (:func:`t
 (all :class:`ClassificationDataset`: :class:`ImageFolder` and the fine-grained :class:`CUB200`,
 :class:`StanfordCars`, :class:`FGVCAircraft`, :class:`Food101`) give ``(RGB PIL image, int label)``
 pairs, their ``transform`` applied to the image alone (:func:`classification_train_transforms` /
-:func:`classification_eval_transforms`: ``float32 (3, h, w)``, or ``(10, 3, h, w)`` for 10 crops). Each kind says which it is in ``task``.
+:func:`classification_eval_transforms`: ``float32 (3, h, w)``, or ``(10, 3, h, w)`` for 10 crops). Each
+kind says which it is in ``task``. Both recipes are built from one stack of transforms
+(:mod:`dla.data.transforms`) that take an image and, optionally, its mask.
 :class:`BSDS500` and :class:`BoundaryFolder` are boundary-detection datasets (:class:`BoundaryDataset`,
 ``task = "boundaries"``): two-class segmentation samples (label 1 = boundary, 255 ignored) whose label is
 the consensus of the annotators, and ``annotations(i)``, every annotator's boolean map for evaluation.
