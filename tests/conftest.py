@@ -79,3 +79,23 @@ def assert_state_dicts_equal(actual, expected):
     assert list(actual) == list(expected)
     different = [key for key in expected if not torch.equal(actual[key], expected[key])]
     assert not different, f"{len(different)} entries differ, e.g. {different[:5]}"
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The folder of the real data sets: ``$DLA_DATA_ROOT``, by default ``<shared>/data``."""
+    return Path(os.environ.get("DLA_DATA_ROOT", SHARED / "data"))
+
+
+@pytest.fixture(scope="session")
+def real_data(data_root):
+    """``real_data(name, inside)``: the real data set ``data_root / name``, skipping the calling test when its
+    sub-folder ``inside`` is not there."""
+
+    def find(name, inside):
+        path = data_root / name
+        if not (path / inside).is_dir():
+            pytest.skip(f"real {name} not found at {path} (set DLA_DATA_ROOT)")
+        return path
+
+    return find

@@ -1,7 +1,6 @@
 """Boundary datasets: the real BSDS500 ground truth, the consensus rule, thin boundaries from segments,
 the generic folder layout, BSDS-like files built in tmp_path, and every kind of bad ground truth."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,13 @@ from dla.data import (
 from dla.data.bsds import read_bsds_boundaries
 from dla.errors import DLAError
 
-from conftest import SHARED
-
-BSDS = Path(os.environ.get("DLA_DATA_ROOT", SHARED / "data")) / "bsds500"
-
 H, W = 12, 16
 
 
-def require_bsds():
-    if not (BSDS / "groundTruth" / "train").is_dir():
-        pytest.skip(f"real BSDS500 not found at {BSDS} (set DLA_DATA_ROOT)")
+@pytest.fixture
+def bsds(real_data):
+    """The real BSDS500 (the test is skipped without it)."""
+    return real_data("bsds500", "groundTruth/train")
 
 
 def save_image(path: Path, array: np.ndarray) -> Path:
@@ -70,10 +66,9 @@ def make_bsds(root: Path, names=("a", "b"), split: str = "train", annotators: in
 # --------------------------------------------------------------------------------------- the real BSDS500
 
 
-def test_real_bsds_every_annotator_image_sized():
-    require_bsds()
+def test_real_bsds_every_annotator_image_sized(bsds):
     for split, size in (("train", 200), ("val", 100)):
-        dataset = BSDS500(BSDS, split)
+        dataset = BSDS500(bsds, split)
         assert len(dataset) == size and dataset.task == "boundaries"
         for image_path, mat_path in dataset.files:  # one pass, maps checked against the image header (~1.5 s)
             maps = read_bsds_boundaries(mat_path)
@@ -83,9 +78,8 @@ def test_real_bsds_every_annotator_image_sized():
             assert all(m.shape == (height, width) and m.dtype == np.uint8 and m.max() <= 1 for m in maps), mat_path
 
 
-def test_real_bsds_sample_labels_and_transforms():
-    require_bsds()
-    dataset = build_dataset("bsds500", str(BSDS), "val")
+def test_real_bsds_sample_labels_and_transforms(bsds):
+    dataset = build_dataset("bsds500", str(bsds), "val")
     assert dataset.meta.classes == ("background", "boundary") and dataset.meta.ignore_index == 255
     image, label = dataset.read(0)
     maps = dataset.annotations(0)
@@ -93,7 +87,7 @@ def test_real_bsds_sample_labels_and_transforms():
     counts = np.sum(maps, axis=0)
     assert label.dtype == np.int64 and set(np.unique(label)) == {0, 1}
     np.testing.assert_array_equal(label, (counts >= 3).astype(np.int64))
-    uncertain = BSDS500(BSDS, "val", min_annotators=3, ignore_uncertain=True).read(0)[1]
+    uncertain = BSDS500(bsds, "val", min_annotators=3, ignore_uncertain=True).read(0)[1]
     assert set(np.unique(uncertain)) == {0, 1, 255}
     np.testing.assert_array_equal(uncertain == 255, (counts > 0) & (counts < 3))
 
@@ -142,14 +136,15 @@ def test_boundaries_from_segmentation_marks_the_first_side():
 # --------------------------------------------------------------------------------------- BSDS-like files
 
 
-def test_written_truth_reads_back_like_the_release(tmp_path):
+def test_written_truth_reads_back_like_the_release(tmp_path, data_root):
     maps = annotator_maps(COUNTS, 4)
     path = write_truth(tmp_path / "x.mat", maps)
     written = scipy.io.loadmat(str(path))["groundTruth"]
     assert written.shape == (1, 4) and written.dtype == object
     assert written[0, 0].dtype.names == ("Segmentation", "Boundaries") and written[0, 0].shape == (1, 1)
-    if (BSDS / "groundTruth" / "val").is_dir():
-        real = scipy.io.loadmat(str(next((BSDS / "groundTruth" / "val").glob("*.mat"))))["groundTruth"]
+    real_truth = data_root / "bsds500" / "groundTruth" / "val"
+    if real_truth.is_dir():
+        real = scipy.io.loadmat(str(next(real_truth.glob("*.mat"))))["groundTruth"]
         assert real.dtype == written.dtype and real[0, 0].dtype.names == written[0, 0].dtype.names
     for read, expected in zip(read_bsds_boundaries(path), maps):
         np.testing.assert_array_equal(read, expected.astype(np.uint8))

@@ -1,6 +1,5 @@
 """Classification datasets: the real hymenoptera ImageFolder, every layout built small in tmp_path, and bad data."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,6 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import SHARED
 from dla.data import (
     CUB200,
     DATASETS,
@@ -21,8 +19,6 @@ from dla.data import (
     default_palette,
 )
 from dla.errors import DLAError
-
-HYMENOPTERA = Path(os.environ.get("DLA_DATA_ROOT", SHARED / "data")) / "hymenoptera"
 
 H, W = 6, 8
 
@@ -148,24 +144,24 @@ def test_transform_gets_the_image_only(folder_root):
 # ------------------------------------------------------------------------------------------- real data
 
 
-def require_hymenoptera():
-    if not (HYMENOPTERA / "train").is_dir():
-        pytest.skip(f"hymenoptera not found at {HYMENOPTERA} (set DLA_DATA_ROOT)")
+@pytest.fixture
+def hymenoptera(real_data):
+    """The real hymenoptera ImageFolder (the test is skipped without it)."""
+    return real_data("hymenoptera", "train")
 
 
 def count_images(folder: Path) -> int:
     return sum(1 for p in folder.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".gif"))
 
 
-def test_real_hymenoptera():
-    require_hymenoptera()
-    train, val = ImageFolder(HYMENOPTERA, "train"), build_dataset("imagefolder", str(HYMENOPTERA), "val")
-    assert (len(train), len(val)) == (count_images(HYMENOPTERA / "train"), count_images(HYMENOPTERA / "val"))
+def test_real_hymenoptera(hymenoptera):
+    train, val = ImageFolder(hymenoptera, "train"), build_dataset("imagefolder", str(hymenoptera), "val")
+    assert (len(train), len(val)) == (count_images(hymenoptera / "train"), count_images(hymenoptera / "val"))
     assert (len(train), len(val)) == (245, 153)
     assert train.classes == val.classes == ["ants", "bees"] and train.meta.classes == ("ants", "bees")
     assert set(train.targets) == set(val.targets) == {0, 1}
     assert all(label == ["ants", "bees"].index(path.parent.name) for path, label in train.samples + val.samples)
-    gif = [path for path, _ in train.samples].index(HYMENOPTERA / "train" / "ants" / "imageNotFound.gif")
+    gif = [path for path, _ in train.samples].index(hymenoptera / "train" / "ants" / "imageNotFound.gif")
     image, label = train[gif]
     assert image.mode == "RGB" and label == 0
 

@@ -9,19 +9,18 @@ from PIL import Image, ImageEnhance
 
 from dla.constants import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
 from dla.data import SYNTHETIC_META
-from dla.data.classification_transforms import (
+from dla.data.classification_transforms import classification_eval_transforms, classification_train_transforms
+from dla.data.transforms import (
     CenterCrop,
-    ImageCompose,
+    ColorJitter,
+    Compose,
     Lighting,
     Normalize,
-    PhotometricDistortion,
-    RandomFlip,
+    RandomHorizontalFlip,
     RandomResizedCrop,
     Resize,
     TenCrop,
-    ToFloatTensor,
-    classification_eval_transforms,
-    classification_train_transforms,
+    ToTensor,
 )
 from dla.errors import DLAError
 
@@ -147,13 +146,13 @@ def test_eval_transforms_are_deterministic_with_paper_shapes():
         classification_eval_transforms(SYNTHETIC_META, crop_size=None, ten_crop=True)
 
 
-def test_to_float_tensor_is_zero_one_and_stacks_lists():
+def test_to_tensor_is_zero_one_and_stacks_lists():
     image = random_image(8, 5)
-    tensor = ToFloatTensor()(image)
+    tensor = ToTensor()(image)
     assert tensor.shape == (3, 8, 5) and tensor.dtype == torch.float32
     assert 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0
     np.testing.assert_allclose(tensor.permute(1, 2, 0).numpy() * 255, pixels(image), atol=1e-4)
-    assert ToFloatTensor()([image, image]).shape == (2, 3, 8, 5)
+    assert ToTensor()([image, image]).shape == (2, 3, 8, 5)
 
 
 def test_normalize_per_channel():
@@ -174,17 +173,17 @@ def test_lighting_adds_the_pca_offset_for_the_drawn_alpha():
     assert Lighting(0.0)(tensor) is tensor and torch.equal(torch.get_rng_state(), state)  # identity, no draw
 
 
-def test_photometric_distortion_zero_strength_is_identity_and_factors_in_range():
+def test_random_order_color_jitter_zero_strength_is_identity_and_factors_in_range():
     image = random_image()
-    assert PhotometricDistortion(0, 0, 0)(image) is image
+    assert ColorJitter(0, 0, 0, random_order=True)(image) is image
     grey = Image.new("RGB", (4, 4), (100, 100, 100))  # only brightness changes a flat grey image
     for seed in range(20):
         torch.manual_seed(seed)
-        value = pixels(PhotometricDistortion(0.4, 0.4, 0.4)(grey))[0, 0, 0]
+        value = pixels(ColorJitter(0.4, 0.4, 0.4, random_order=True)(grey))[0, 0, 0]
         assert 60 - 1 <= value <= 140 + 1
 
 
-def test_photometric_distortion_order_is_random():
+def test_random_order_color_jitter_order_is_random():
     """The output is brightness and contrast applied in the drawn order with the drawn factors; both orders occur
     (they differ: contrast blends towards the mean grey of its input)."""
     image = random_image(16, 16)
@@ -197,15 +196,15 @@ def test_photometric_distortion_order_is_random():
         for index in order:
             expected = enhancers[index](expected).enhance(0.6 + (1.4 - 0.6) * float(torch.rand(())))
         torch.manual_seed(seed)
-        np.testing.assert_array_equal(pixels(PhotometricDistortion(0.4, 0.4, 0.0)(image)), pixels(expected))
+        np.testing.assert_array_equal(pixels(ColorJitter(0.4, 0.4, 0.0, random_order=True)(image)), pixels(expected))
         orders.add(tuple(order))
     assert orders == {(0, 1), (1, 0)}
 
 
 def test_random_flip_and_compose():
     image = random_image(6, 8)
-    flip = ImageCompose([RandomFlip(1.0), RandomFlip(1.0)])
+    flip = Compose([RandomHorizontalFlip(1.0), RandomHorizontalFlip(1.0)])
     np.testing.assert_array_equal(pixels(flip(image)), pixels(image))
-    np.testing.assert_array_equal(pixels(RandomFlip(1.0)(image)), pixels(image)[:, ::-1])
-    assert RandomFlip(0.0)(image) is image
-    assert "RandomFlip(1.0)" in repr(flip)
+    np.testing.assert_array_equal(pixels(RandomHorizontalFlip(1.0)(image)), pixels(image)[:, ::-1])
+    assert RandomHorizontalFlip(0.0)(image) is image
+    assert "RandomHorizontalFlip(1.0)" in repr(flip)

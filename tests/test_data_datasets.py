@@ -1,7 +1,6 @@
 """Datasets: the real CamVid, every on-disk layout built small in tmp_path, and every kind of bad data."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,6 @@ from dla.data import (
 )
 from dla.errors import DLAError
 
-ROOT = Path(__file__).resolve().parents[1]
-CAMVID = Path(os.environ.get("DLA_DATA_ROOT", ROOT.parent / "shared" / "data")) / "camvid"
 
 H, W = 12, 16
 
@@ -64,23 +61,22 @@ def camvid_root(tmp_path):
     return make_camvid(tmp_path / "camvid")
 
 
-def require_camvid():
-    if not (CAMVID / "train").is_dir():
-        pytest.skip(f"real CamVid not found at {CAMVID} (set DLA_DATA_ROOT)")
+@pytest.fixture
+def camvid(real_data):
+    """The real CamVid (the test is skipped without it)."""
+    return real_data("camvid", "train")
 
 
-def test_real_camvid_splits_and_meta():
-    require_camvid()
-    train, val = CamVid(CAMVID, "train"), CamVid(CAMVID, "val")
+def test_real_camvid_splits_and_meta(camvid):
+    train, val = CamVid(camvid, "train"), CamVid(camvid, "val")
     assert (len(train), len(val)) == (367, 101)
     assert train.meta.num_classes == 11 and train.meta.classes[0] == "Sky" and train.meta.classes[-1] == "Bicyclist"
     assert len(train.meta.palette) == 11 and train.meta.ignore_index == 255
     assert all(image.name == label.name for image, label in train.files)
 
 
-def test_real_camvid_samples_map_void_to_ignore():
-    require_camvid()
-    dataset = CamVid(CAMVID, "val")
+def test_real_camvid_samples_map_void_to_ignore(camvid):
+    dataset = CamVid(camvid, "val")
     void_seen = 0
     for index in (0, 17, 50, len(dataset) - 1):
         image, label = dataset.read(index)
@@ -94,13 +90,12 @@ def test_real_camvid_samples_map_void_to_ignore():
     assert void_seen > 0, "the checked samples should contain void pixels"
 
 
-def test_real_camvid_through_transforms():
-    require_camvid()
-    dataset = CamVid(CAMVID, "train", transform=train_transforms(CAMVID_META, (128, 160)))
+def test_real_camvid_through_transforms(camvid):
+    dataset = CamVid(camvid, "train", transform=train_transforms(CAMVID_META, (128, 160)))
     image, label = dataset[3]
     assert image.shape == (3, 128, 160) and image.dtype == torch.float32
     assert label.shape == (128, 160) and label.dtype == torch.int64
-    evaluation = CamVid(CAMVID, "val", transform=eval_transforms(dataset.meta))
+    evaluation = CamVid(camvid, "val", transform=eval_transforms(dataset.meta))
     image, label = evaluation[0]
     assert image.shape == (3, 360, 480) and label.shape == (360, 480)
 

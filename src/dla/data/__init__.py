@@ -1,4 +1,4 @@
-"""Datasets, joint transforms and synthetic data for dense prediction and image classification.
+"""Datasets, transforms and synthetic data for dense prediction and image classification.
 
 Segmentation datasets (one per on-disk layout, all :class:`SegmentationDataset`) give ``(RGB PIL image,
 int64 (H, W) label)`` pairs, or what their ``transform`` makes of them (:func:`train_transforms` /
@@ -6,7 +6,9 @@ int64 (H, W) label)`` pairs, or what their ``transform`` makes of them (:func:`t
 (all :class:`ClassificationDataset`: :class:`ImageFolder` and the fine-grained :class:`CUB200`,
 :class:`StanfordCars`, :class:`FGVCAircraft`, :class:`Food101`) give ``(RGB PIL image, int label)``
 pairs, their ``transform`` applied to the image alone (:func:`classification_train_transforms` /
-:func:`classification_eval_transforms`: ``float32 (3, h, w)``, or ``(10, 3, h, w)`` for 10 crops). Each kind says which it is in ``task``.
+:func:`classification_eval_transforms`: ``float32 (3, h, w)``, or ``(10, 3, h, w)`` for 10 crops). Each
+kind says which it is in ``task``. Both recipes are built from one stack of transforms
+(:mod:`dla.data.transforms`) that take an image and, optionally, its mask.
 :class:`BSDS500` and :class:`BoundaryFolder` are boundary-detection datasets (:class:`BoundaryDataset`,
 ``task = "boundaries"``): two-class segmentation samples (label 1 = boundary, 255 ignored) whose label is
 the consensus of the annotators, and ``annotations(i)``, every annotator's boolean map for evaluation.
@@ -17,7 +19,7 @@ import inspect
 from typing import Dict, Optional, Type, Union
 
 from ..errors import DLAError
-from .base import IMAGE_EXTENSIONS, SegmentationDataset, load_image, load_label
+from .base import IMAGE_EXTENSIONS, ClassificationDataset, SegmentationDataset, load_image, load_label
 from .boundaries import BoundaryDataset, BoundaryFolder, boundaries_from_segmentation, consensus_label
 from .bsds import BSDS_META, BSDS500
 from .camvid import CAMVID_META, CamVid
@@ -25,18 +27,25 @@ from .classification_transforms import classification_eval_transforms, classific
 from .cityscapes import CITYSCAPES_META, Cityscapes, label_ids_to_train_ids, prepare_cityscapes
 from .finegrained import CUB200, FGVCAircraft, Food101, StanfordCars
 from .folder import FolderDataset
-from .imagefolder import ClassificationDataset, ImageFolder
+from .imagefolder import ImageFolder
 from .listfile import ListFileDataset
 from .meta import DatasetMeta, default_palette
 from .synthetic import SYNTHETIC_META, SyntheticShapes, generate_shapes
 from .transforms import (
+    CenterCrop,
     ColorJitter,
     Compose,
+    Lighting,
+    Normalize,
     RandomCrop,
     RandomHorizontalFlip,
+    RandomResizedCrop,
     RandomRotate,
     RandomScale,
-    ToTensorNormalize,
+    Resize,
+    TenCrop,
+    ToTensor,
+    Transform,
     eval_transforms,
     train_transforms,
 )
@@ -105,6 +114,7 @@ __all__ = [
     "BoundaryDataset",
     "BoundaryFolder",
     "CUB200",
+    "CenterCrop",
     "CamVid",
     "Cityscapes",
     "ClassificationDataset",
@@ -115,15 +125,21 @@ __all__ = [
     "FolderDataset",
     "Food101",
     "ImageFolder",
+    "Lighting",
     "ListFileDataset",
+    "Normalize",
     "RandomCrop",
     "RandomHorizontalFlip",
+    "RandomResizedCrop",
     "RandomRotate",
     "RandomScale",
+    "Resize",
     "SegmentationDataset",
     "StanfordCars",
     "SyntheticShapes",
-    "ToTensorNormalize",
+    "TenCrop",
+    "ToTensor",
+    "Transform",
     "VOCSegmentation",
     "boundaries_from_segmentation",
     "build_dataset",

@@ -1,34 +1,47 @@
-"""The base class of every segmentation dataset, and the file helpers the layouts share.
+"""The base classes of every dataset (:class:`SegmentationDataset`, :class:`ClassificationDataset`) and
+the file helpers the layouts share.
 
-Contract. ``read(i)`` returns ``(image, label)``: ``image`` a ``PIL.Image`` in mode ``RGB`` (grayscale,
-RGBA, palette and CMYK inputs are converted; an alpha channel is dropped), ``label`` a ``numpy.int64``
-array of shape ``(H, W)`` (the image's size) holding class indices ``0 .. meta.num_classes - 1`` or
-``meta.ignore_index``. ``dataset[i]`` is ``transform(image, label)``, or the raw pair without a transform.
+Segmentation contract. ``read(i)`` returns ``(image, label)``: ``image`` a ``PIL.Image`` in mode ``RGB``
+(grayscale, RGBA, palette and CMYK inputs are converted; an alpha channel is dropped), ``label`` a
+``numpy.int64`` array of shape ``(H, W)`` (the image's size) holding class indices
+``0 .. meta.num_classes - 1`` or ``meta.ignore_index``. ``dataset[i]`` is ``transform(image, label)``,
+or the raw pair without a transform.
+
+Classification contract. ``read(i)`` returns ``(image, label)``: ``image`` as above, ``label`` an ``int``
+class index ``0 .. len(classes) - 1``. ``dataset[i]`` is ``(transform(image), label)``: the transform
+sees the image only; without one the raw pair is returned. ``samples`` lists ``(image_path, label)``
+sorted by path, ``targets`` the labels alone (read without opening an image).
 
 Validation is split by cost. The constructor checks what is cheap and would otherwise fail hours into
-training: the root and split folders exist, every image has its label, the split is not empty. What
-needs the pixels (the image decodes completely, the label has the image's size and only valid values)
-is checked by ``read``, every time a sample is read. Every problem raises :class:`~dla.errors.DLAError`
-naming the file.
+training: the root and split folders exist, the split is known, every image has its label (list files
+parse, every class named or numbered is a class, every listed image exists), the split is not empty.
+What needs the pixels (the image decodes completely, the label has the image's size and only valid
+values) is checked by ``read``, every time a sample is read. Every problem raises
+:class:`~dla.errors.DLAError` naming the file (and the line).
 
-Subclasses (one per on-disk layout) set ``splits`` (or leave it ``None`` for free-form split names) and
-implement ``load_meta`` and ``find_files``; ``decode_label`` turns stored label values into class
-indices where the stored ones differ (CamVid's void, Cityscapes' label ids).
+Segmentation subclasses (one per on-disk layout) set ``splits`` (or leave it ``None`` for free-form split
+names) and implement ``load_meta`` and ``find_files``; ``decode_label`` turns stored label values into
+class indices where the stored ones differ (CamVid's void, Cityscapes' label ids). Classification
+subclasses (:mod:`dla.data.imagefolder`, :mod:`dla.data.finegrained`) set ``name``, ``splits`` and
+``aliases``, and implement ``load_classes`` and ``find_samples``; ``locate_root`` lets them accept the
+folder that contains the dataset's own top folder.
 """
 
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import DLAError
-from .meta import DatasetMeta
+from .meta import DatasetMeta, default_palette
 
 PathLike = Union[str, Path]
 Sample = Tuple[Image.Image, np.ndarray]
 Transform = Callable[[Image.Image, np.ndarray], object]
+ImageTransform = Callable[[Image.Image], object]
+ClassSample = Tuple[Path, int]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".webp")
 
@@ -126,47 +139,88 @@ def pair_files(images: Iterable[Path], label_for: Callable[[Path], Optional[Path
     return pairs
 
 
-def read_lines(path: Path) -> List[str]:
-    """The non-blank lines of a text file, stripped; :class:`DLAError` when it cannot be read."""
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else a :class:`DLAError` saying which file (``what``) is missing."""
+    if not path.is_file():
+        raise DLAError(f"{path}: {what} not found")
+    return path
+
+
+def _list_file_lines(path: Path) -> List[str]:
+    """All lines of the list file ``path``; :class:`DLAError` when it cannot be read."""
     try:
-        text = path.read_text()
+        return path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DLAError(f"{path}: cannot read the list file ({e})") from e
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-class SegmentationDataset(torch.utils.data.Dataset):
+def read_lines(path: Path) -> List[str]:
+    """The non-blank lines of a text file, stripped; :class:`DLAError` when it cannot be read."""
+    return [line.strip() for line in _list_file_lines(path) if line.strip()]
+
+
+def read_records(path: Path, fields: int) -> List[Tuple[int, List[str]]]:
+    """``(line number, fields)`` for each non-blank line of the list file ``path``.
+
+    A line is split on whitespace into exactly ``fields`` fields, the last one taking the rest of the
+    line (so it may hold spaces, as FGVC-Aircraft's class names do); a shorter line is an error naming
+    the file and line.
+    """
+    records = []
+    for number, line in enumerate(_list_file_lines(require_file(path, "list file")), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(maxsplit=fields - 1)
+        if len(parts) != fields:
+            raise DLAError(f"{path}, line {number}: expected {fields} fields separated by spaces, got {line.strip()!r}")
+        records.append((number, parts))
+    return records
+
+
+class _SplitDataset(torch.utils.data.Dataset):
+    """What both base classes share: the split name (checked, aliases resolved) and the root folder."""
+
+    task: str  # what the samples are for (the trainer checks it against the config's task)
+    splits: Optional[Sequence[str]] = None  # accepted split names; None: any name
+    aliases: Mapping[str, str] = {}  # other accepted split names -> the split they read
+    needs_root: bool = True
+
+    def _resolve_split(self, split: str) -> str:
+        split = self.aliases.get(split, split)
+        if self.splits is not None and split not in self.splits:
+            valid = ", ".join(self.splits)
+            also = "".join(f" (or {alias}, an alias of {name})" for alias, name in self.aliases.items())
+            raise DLAError(f"{type(self).__name__} has no split {split!r}; valid splits: {valid}{also}")
+        return split
+
+    def _root_folder(self, root: Optional[PathLike]) -> Optional[Path]:
+        """``root`` as a ``Path`` (``None`` stays ``None``); checked to be a folder when ``needs_root``."""
+        path = Path(root).expanduser() if root is not None else None
+        if self.needs_root:
+            if path is None:
+                raise DLAError(f"{type(self).__name__} needs a root folder (got none)")
+            require_dir(path, f"{type(self).__name__} root folder")
+        return path
+
+
+class SegmentationDataset(_SplitDataset):
     """A split of a semantic segmentation dataset: ``files`` pairs image and label paths.
 
     Attributes: ``root`` (``Path`` or ``None``), ``split``, ``transform``, ``meta`` (:class:`DatasetMeta`),
     ``files`` (``list`` of ``(image_path, label_path)``). See the module docstring for the sample contract.
     """
 
-    task = "segmentation"  # what the samples are for (the trainer checks it against the config's task)
-    splits: Optional[Sequence[str]] = None  # accepted split names; None: any name
-    needs_root: bool = True
+    task = "segmentation"
 
     def __init__(self, root: Optional[PathLike], split: str = "train", transform: Optional[Transform] = None) -> None:
         super().__init__()
-        self.split = split
+        self.split = self._resolve_split(split)
         self.transform = transform
-        self.root = Path(root).expanduser() if root is not None else None
-        self._check_split()
-        if self.needs_root:
-            self._check_root()
+        self.root = self._root_folder(root)
         self.meta: DatasetMeta = self.load_meta()
         self.files: List[Tuple[Path, Path]] = self.find_files()
         if len(self) == 0:
             raise DLAError(f"{self.root}: the {split!r} split of {type(self).__name__} is empty (no images found)")
-
-    def _check_split(self) -> None:
-        if self.splits is not None and self.split not in self.splits:
-            raise DLAError(f"{type(self).__name__} has no split {self.split!r}; valid splits: {', '.join(self.splits)}")
-
-    def _check_root(self) -> None:
-        if self.root is None:
-            raise DLAError(f"{type(self).__name__} needs a root folder (got none)")
-        require_dir(self.root, f"{type(self).__name__} root folder")
 
     def load_meta(self) -> DatasetMeta:
         """Class names, palette, normalisation and ignore value of this dataset."""
@@ -201,6 +255,95 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return (
             f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
             f"samples={len(self)}, classes={self.meta.num_classes})"
+        )
+
+
+class ClassificationDataset(_SplitDataset):
+    """A split of an image classification dataset: ``samples`` pairs image paths with class indices.
+
+    Attributes: ``root`` (``Path``, after ``locate_root``), ``split`` (the canonical name, aliases
+    resolved), ``transform``, ``classes`` (``list`` of names), ``samples`` (``list`` of ``(path, label)``,
+    sorted), ``targets`` and ``meta`` (:class:`DatasetMeta`; ``name`` is the class attribute ``name``,
+    or the root folder's name when that is ``None``). See the module docstring for the sample contract.
+    """
+
+    task = "classification"
+    name: Optional[str] = None  # DatasetMeta.name; None: the root folder's name
+    unpacks_into: Optional[str] = None  # the folder of the published archive, which root may hold
+
+    def __init__(self, root: PathLike, split: str = "train", transform: Optional[ImageTransform] = None) -> None:
+        super().__init__()
+        self.split = self._resolve_split(split)
+        self.transform = transform
+        self.root = self.locate_root(self._root_folder(root))
+        self.classes: List[str] = list(self.load_classes())
+        self._check_classes()
+        self.samples: List[ClassSample] = sorted(self.find_samples())
+        self._check_samples()
+        self.meta = DatasetMeta(
+            name=self.name or self.root.name,
+            classes=tuple(self.classes),
+            palette=tuple(default_palette(len(self.classes))),
+        )
+
+    def _check_classes(self) -> None:
+        if not self.classes:
+            raise DLAError(f"{self.root}: {type(self).__name__} found no classes")
+        seen = set()
+        for name in self.classes:
+            if name in seen:
+                raise DLAError(f"{self.root}: class {name!r} is listed twice; class names must be unique")
+            seen.add(name)
+
+    def _check_samples(self) -> None:
+        what = f"the {self.split!r} split of {type(self).__name__}"
+        if not self.samples:
+            raise DLAError(f"{self.root}: {what} is empty (no images found)")
+        missing = [path for path, _ in self.samples if not path.is_file()]
+        if missing:
+            shown = ", ".join(str(p) for p in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise DLAError(f"{len(missing)} of the {len(self.samples)} images of {what} not found: {shown}{more}")
+        count = len(self.classes)
+        for path, label in self.samples:
+            if not 0 <= label < count:
+                raise DLAError(f"{path}: label {label} is outside the {count} classes 0..{count - 1} of {what}")
+
+    def locate_root(self, root: Path) -> Path:
+        """The folder the layout's paths are relative to, given the ``root`` passed in: ``root``, or its
+        ``unpacks_into`` sub-folder (the folder of the published archive) when there is one."""
+        inner = root / self.unpacks_into if self.unpacks_into else None
+        return inner if inner is not None and inner.is_dir() else root
+
+    def load_classes(self) -> List[str]:
+        """The class names, in index order."""
+        raise NotImplementedError
+
+    def find_samples(self) -> List[ClassSample]:
+        """The ``(image_path, label)`` pairs of the split (any order; missing files are reported by the base)."""
+        raise NotImplementedError
+
+    @property
+    def targets(self) -> List[int]:
+        """The label of every sample, in ``samples`` order."""
+        return [label for _, label in self.samples]
+
+    def read(self, index: int) -> Tuple[Image.Image, int]:
+        """Sample ``index`` untransformed: ``(RGB PIL image, class index)``."""
+        path, label = self.samples[index]
+        return load_image(path), label
+
+    def __getitem__(self, index: int):
+        image, label = self.read(index)
+        return (image if self.transform is None else self.transform(image)), label
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"images={len(self)}, classes={len(self.classes)})"
         )
 
 

@@ -1,7 +1,7 @@
 """Boundary detection datasets: the shared base, the consensus rule, and a generic folder layout.
 
 A boundary dataset is a two-class segmentation dataset (``background``, ``boundary``; ``ignore_index``
-255) with ``task = "boundaries"``, so training reuses the segmentation joint transforms unchanged:
+255) with ``task = "boundaries"``, so training reuses the segmentation transforms unchanged:
 ``dataset[i]`` is ``transform(image, label)`` with ``label`` an ``int64 (H, W)`` map, 1 on boundaries,
 0 elsewhere, 255 where ignored (padding from rotation and cropping, and optionally uncertain pixels).
 

@@ -16,16 +16,7 @@ import numpy as np
 import scipy.io
 
 from ..errors import DLAError
-from .base import PathLike, read_lines
-from .imagefolder import (
-    ClassificationDataset,
-    ClassSample,
-    ImageTransform,
-    class_by_name,
-    parse_label,
-    read_records,
-    require_file,
-)
+from .base import ClassificationDataset, ClassSample, ImageTransform, PathLike, read_lines, read_records, require_file
 
 
 class CUB200(ClassificationDataset):
@@ -200,3 +191,23 @@ class Food101(ClassificationDataset):
                 raise DLAError(f"{path}, line {line}: expected <class>/<image id>, got {entry!r}")
             samples.append((self.root / "images" / f"{entry}.jpg", class_by_name(name, index, f"{path}, line {line}")))
         return samples
+
+
+def parse_label(text: str, num_classes: int, where: str, first: int = 1) -> int:
+    """The class index of the class number ``text`` (numbered from ``first``); ``where`` names file and line."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise DLAError(f"{where}: class number {text!r} is not an integer") from None
+    if not first <= number < first + num_classes:
+        last = first + num_classes - 1
+        raise DLAError(f"{where}: class {number} is not one of the {num_classes} classes {first}..{last}")
+    return number - first
+
+
+def class_by_name(name: str, index: Dict[str, int], where: str) -> int:
+    """The index of class ``name`` in ``index`` (name -> index); ``where`` names file and line."""
+    try:
+        return index[name]
+    except KeyError:
+        raise DLAError(f"{where}: unknown class {name!r} (not one of the {len(index)} classes)") from None
