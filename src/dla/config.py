@@ -11,7 +11,11 @@ Keys whose sensible value depends on the task are ``None`` here ("the task's def
 """
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, TypeVar, Union
+
+from .errors import DLAError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -96,4 +100,18 @@ class Config:
         return asdict(self)
 
 
-__all__ = ["Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "OptimConfig"]
+def required(value: Optional[T], key: str) -> T:
+    """The value of a key whose null means "the task's default": ``load_config`` has filled it in; a config built
+    by hand (``Config()``) may not have, which this names."""
+    if value is None:
+        raise DLAError(f"{key} is null: build the config with dla.engine.load_config, which fills in the task's default")
+    return value
+
+
+def pair(values: Optional[Sequence[T]], key: str) -> Tuple[T, T]:
+    """A two-value key (``data.crop_size``: ``[height, width]``) as a tuple."""
+    first, second = required(values, key)
+    return first, second
+
+
+__all__ = ["Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "OptimConfig", "pair", "required"]

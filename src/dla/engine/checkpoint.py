@@ -115,10 +115,12 @@ def run_config(checkpoint: Dict[str, Any], name: PathLike = "checkpoint") -> Con
 
 def rng_state() -> Dict[str, Any]:
     """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, as tensors and lists."""
-    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    numpy = np.random.get_state(legacy=False)  # the legacy tuple's fields, by name
+    mt = numpy["state"]
     return {
         "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss],
+        "numpy": [numpy["bit_generator"], torch.from_numpy(mt["key"].astype(np.int64)), mt["pos"], numpy["has_gauss"],
+                  numpy["gauss"]],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }

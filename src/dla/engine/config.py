@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
 
 import yaml
 
-from ..config import Config
+from ..config import Config, required
 from ..errors import DLAError
 from ..tasks import TASKS, Task
 
@@ -104,7 +104,7 @@ def resolve_data_root(dataset: str, root: Optional[str]) -> Optional[str]:
     return str(Path(expanded).expanduser().resolve())
 
 
-def config_keys(schema: type = Config, prefix: str = "") -> List[str]:
+def config_keys(schema: Any = Config, prefix: str = "") -> List[str]:
     """Every leaf key of the schema, dotted (``optim.lr``), in schema order."""
     keys = []
     for f in fields(schema):
@@ -162,7 +162,7 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
     return data
 
 
-def _merge(cfg: Dict[str, Any], update: Dict[str, Any], schema: type, prefix: str, source: str) -> None:
+def _merge(cfg: Dict[str, Any], update: Dict[str, Any], schema: Any, prefix: str, source: str) -> None:
     """Write ``update`` into ``cfg`` key by key, checking each key against ``schema`` and each value against its hint."""
     hints = get_type_hints(schema)
     for key, value in update.items():
@@ -316,10 +316,11 @@ def _check_values(cfg: Config, task: Task) -> None:
             problems.append(f"{name} must be at least 1, got {value}")
     if data.workers < 0:
         problems.append(f"data.workers must be 0 or more, got {data.workers}")
-    if len(data.crop_size) != 2 or min(data.crop_size) < 1:
-        problems.append(f"data.crop_size must be [height, width] of positive sizes, got {data.crop_size}")
-    if len(data.scale) != 2 or not 0 < data.scale[0] <= data.scale[1]:
-        problems.append(f"data.scale must be [low, high] with 0 < low <= high, got {data.scale}")
+    crop_size, scale = required(data.crop_size, "data.crop_size"), required(data.scale, "data.scale")
+    if len(crop_size) != 2 or min(crop_size) < 1:
+        problems.append(f"data.crop_size must be [height, width] of positive sizes, got {crop_size}")
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+        problems.append(f"data.scale must be [low, high] with 0 < low <= high, got {scale}")
     if data.color_jitter < 0:
         problems.append("data.color_jitter must be 0 (off) or positive")
     if optim.backbone_lr_factor < 0:

@@ -10,6 +10,7 @@ from typing import Any, Dict, Sequence
 
 import torch
 
+from ..config import required
 from ..configs import DEMO_CONFIG
 from ..data import build_dataset
 from ..data.base import SegmentationDataset
@@ -26,7 +27,7 @@ PREDICTIONS = 4  # validation images drawn
 def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[str, Any]:
     """Train, evaluate and draw; return the final validation scores. A finished demo run is not retrained."""
     cfg = load_config(str(DEMO_CONFIG), [f"out_dir={out_dir}", *overrides])
-    run = RunDir(Path(cfg.out_dir))
+    run = RunDir(Path(required(cfg.out_dir, "out_dir")))
     scores = train(cfg, resume=run.config.exists())
 
     model, meta = model_from_checkpoint(run.last)

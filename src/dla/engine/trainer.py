@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ..config import Config, OptimConfig
+from ..config import Config, OptimConfig, required
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..models import AuxOutput
@@ -65,10 +65,11 @@ def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[Dataset, D
         the task's scores of the last evaluation: ``miou``, ``iou``, ... (segmentation); ``top1``, ... (classification).
     """
     # The run directory: a new one, or the run to continue. Nothing is written before training can start.
-    run = RunDir(Path(cfg.out_dir))
+    run = RunDir(Path(required(cfg.out_dir, "out_dir")))
     resume_path = run.resume_from(resume)
-    checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
-    if checkpoint is not None:
+    checkpoint = None
+    if resume_path is not None:
+        checkpoint = load_checkpoint(resume_path)
         check_resumable(run_config(checkpoint, resume_path), cfg, resume_path)
 
     # Seeds first, so that the model's initialisation is reproducible too.

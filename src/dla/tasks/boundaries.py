@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from torch.utils.data import Dataset
 
-from ..config import Config
+from ..config import Config, required
 from ..constants import IGNORE_INDEX
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms
@@ -176,7 +176,8 @@ class BoundaryTask(Task):
     keys = ("model.down_ratio", "data.rotation", "eval.thresholds", "eval.tolerance")
 
     def check(self, cfg: Config) -> List[str]:
-        if cfg.eval.thresholds < 1 or not 0 < cfg.eval.tolerance < 1:
+        thresholds, tolerance = required(cfg.eval.thresholds, "eval.thresholds"), required(cfg.eval.tolerance, "eval.tolerance")
+        if thresholds < 1 or not 0 < tolerance < 1:
             return ["eval.thresholds must be at least 1 and eval.tolerance a fraction of the diagonal in (0, 1)"]
         return []
 
@@ -196,7 +197,8 @@ class BoundaryTask(Task):
         return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
 
     def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
-        return evaluate_boundaries(model, dataset, cfg.eval.thresholds, cfg.eval.tolerance, device)
+        return evaluate_boundaries(model, dataset, required(cfg.eval.thresholds, "eval.thresholds"),
+                                   required(cfg.eval.tolerance, "eval.tolerance"), device)
 
     def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
                 out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:

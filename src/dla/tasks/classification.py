@@ -9,7 +9,7 @@ probabilities are averaged. Scores are top-1 and top-5 accuracy over images, the
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import Config, pair, required
 from ..data.classification_transforms import classification_eval_transforms, classification_train_transforms
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
@@ -103,6 +103,13 @@ def format_scores(result: Dict[str, Any], classes: Sequence[str]) -> str:
     return "\n".join([header, rule, *rows, rule, *totals])
 
 
+@runtime_checkable
+class Classifier(Protocol):
+    """A classification network whose head can be told from the rest (timm's ``get_classifier``)."""
+
+    def get_classifier(self) -> nn.Module: ...
+
+
 class ClassificationTask(Task):
     """Image classes (Sec. 5.1, 5.2): the DLA classifiers (``dla34``, ``dla46_c``, ...), top-1 accuracy."""
 
@@ -114,12 +121,14 @@ class ClassificationTask(Task):
 
     def check(self, cfg: Config) -> List[str]:
         data, problems = cfg.data, []
-        if data.scale[1] > 1:
-            problems.append(f"data.scale is the crop's fraction of the image area in classification: at most 1, got {data.scale}")
-        if len(data.ratio) != 2 or not 0 < data.ratio[0] <= data.ratio[1]:
-            problems.append(f"data.ratio must be [low, high] with 0 < low <= high, got {data.ratio}")
-        if len(data.resize) not in (1, 2) or min(data.resize) < 1:
-            problems.append(f"data.resize must be [shorter side] or [height, width], got {data.resize}")
+        scale, ratio = required(data.scale, "data.scale"), required(data.ratio, "data.ratio")
+        resize = required(data.resize, "data.resize")
+        if scale[1] > 1:
+            problems.append(f"data.scale is the crop's fraction of the image area in classification: at most 1, got {scale}")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            problems.append(f"data.ratio must be [low, high] with 0 < low <= high, got {ratio}")
+        if len(resize) not in (1, 2) or min(resize) < 1:
+            problems.append(f"data.resize must be [shorter side] or [height, width], got {resize}")
         if data.lighting < 0:
             problems.append("data.lighting must be 0 (off) or positive")
         return problems
@@ -128,26 +137,26 @@ class ClassificationTask(Task):
         """Random-resized crops with the paper's colour noise. An exact ``[height, width]`` resize (the
         fine-grained sets' 512x512) comes first, so that training sees objects with the aspect of the test
         images; a shorter-side resize does not, as it would only blur the random crops."""
-        data = cfg.data
-        squash = tuple(data.resize) if len(data.resize) == 2 else None
+        data, resize = cfg.data, required(cfg.data.resize, "data.resize")
+        squash = pair(resize, "data.resize") if len(resize) == 2 else None
         return classification_train_transforms(
-            meta, tuple(data.crop_size), tuple(data.scale), tuple(data.ratio), data.flip, data.color_jitter,
-            data.lighting, resize=squash,
+            meta, pair(data.crop_size, "data.crop_size"), pair(data.scale, "data.scale"), pair(data.ratio, "data.ratio"),
+            data.flip, data.color_jitter, data.lighting, resize=squash,
         )
 
     def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
-        data = cfg.data
-        resize = data.resize[0] if len(data.resize) == 1 else tuple(data.resize)
-        return classification_eval_transforms(meta, resize, tuple(data.crop_size), cfg.eval.ten_crop)
+        resize = required(cfg.data.resize, "data.resize")
+        size = resize[0] if len(resize) == 1 else pair(resize, "data.resize")
+        return classification_eval_transforms(meta, size, pair(cfg.data.crop_size, "data.crop_size"), cfg.eval.ten_crop)
 
     def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
         kwargs = {"num_classes": meta.num_classes, **cfg.model.kwargs}
         # weights of another class count (ImageNet's 1000) load all but the classifier, which starts afresh
-        return create_model(cfg.model.name, pretrained=weights or False, **kwargs), kwargs
+        return create_model(required(cfg.model.name, "model.name"), pretrained=weights or False, **kwargs), kwargs
 
     def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
         """All but the classifier (``get_classifier()``)."""
-        if not hasattr(model, "get_classifier"):
+        if not isinstance(model, Classifier):
             raise DLAError(f"{type(model).__name__} has no get_classifier() to tell its head from its backbone")
         head = {id(p) for p in model.get_classifier().parameters()}
         return (p for p in model.parameters() if id(p) not in head)

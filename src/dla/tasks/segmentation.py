@@ -11,7 +11,7 @@ memory, or models trained on crops); see ``infer``.
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import Config, pair, required
 from ..constants import IGNORE_INDEX
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms, train_transforms
@@ -39,7 +39,7 @@ __all__ = [
 
 
 def segmentation_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX,
-                      class_weights: Optional[Sequence[float]] = None) -> Tensor:
+                      class_weights: Optional[Union[Tensor, Sequence[float]]] = None) -> Tensor:
     """Per-pixel cross-entropy averaged over the pixels that are not ``ignore_index``.
 
     Args:
@@ -193,7 +193,7 @@ def evaluate_segmentation(
     was_training = model.training
     model.eval()
     for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
-        probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, tuple(window) if window else None)
+        probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, pair(window, "window") if window else None)
         matrix.update(probabilities.argmax(1), label.to(device))
     model.train(was_training)
     return matrix.compute()
@@ -248,12 +248,12 @@ def save_prediction(out_dir: Union[str, Path], stem: str, image: Union[Image.Ima
 def dense_model(cfg: Config, num_classes: int, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
     """A dense-prediction model with ``num_classes`` outputs, ``model.down_ratio`` when set (DLA's), and the
     keyword arguments that rebuild it; a model that does not take them is named with what it refused."""
-    model = cfg.model
+    model, name = cfg.model, required(cfg.model.name, "model.name")
     kwargs = {"num_classes": num_classes, **({"down_ratio": model.down_ratio} if model.down_ratio else {}), **model.kwargs}
     try:
-        return create_model(model.name, pretrained_backbone=weights, **kwargs), kwargs
+        return create_model(name, pretrained_backbone=weights, **kwargs), kwargs
     except TypeError as e:  # an argument the model does not have
-        raise DLAError(f"model {model.name} cannot be built with {kwargs} (model.down_ratio, model.kwargs): {e}") from e
+        raise DLAError(f"model {name} cannot be built with {kwargs} (model.down_ratio, model.kwargs): {e}") from e
 
 
 def dense_backbone(model: nn.Module) -> Iterator[nn.Parameter]:
@@ -267,7 +267,17 @@ def dense_backbone(model: nn.Module) -> Iterator[nn.Parameter]:
 def dense_train_transform(cfg: Config, meta: DatasetMeta) -> Callable:
     """The dense tasks' joint augmentation of ``cfg.data``: scale, rotate, crop, flip, colour jitter."""
     data = cfg.data
-    return train_transforms(meta, tuple(data.crop_size), tuple(data.scale), data.rotation, data.flip, data.color_jitter)
+    return train_transforms(meta, pair(data.crop_size, "data.crop_size"), pair(data.scale, "data.scale"),
+                            required(data.rotation, "data.rotation"), data.flip, data.color_jitter)
+
+
+@runtime_checkable
+class StrideSwitchable(Protocol):
+    """A model that can run at another output stride with the same weights (DeepLabv3, Sec. 4.2)."""
+
+    output_stride: int
+
+    def set_output_stride(self, output_stride: int) -> None: ...
 
 
 @contextlib.contextmanager
@@ -277,7 +287,7 @@ def evaluated_at(model: nn.Module, output_stride: Optional[int]) -> Iterator[Non
     if output_stride is None:
         yield
         return
-    if not hasattr(model, "set_output_stride"):
+    if not isinstance(model, StrideSwitchable):
         raise DLAError(f"eval.output_stride: {type(model).__name__} cannot change its output stride (DeepLabv3 can)")
     trained = model.output_stride
     model.set_output_stride(output_stride)
@@ -328,7 +338,7 @@ class SegmentationTask(Task):
                 out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
         """Write each image's colour mask and overlay (and probabilities), with the run's test-time settings."""
         settings, written = cfg.eval, []
-        window = tuple(settings.window) if settings.window else None
+        window = pair(settings.window, "eval.window") if settings.window else None
         with evaluated_at(model, settings.output_stride):
             for path, picture in pictures:
                 label, probs = predict(model, picture, meta, device, scales=settings.scales, flip=settings.flip,
