@@ -10,12 +10,14 @@ import torch
 from PIL import Image
 
 from dla.cli import main
+from dla.config import Config
 from dla.engine.checkpoint import load_checkpoint
 from dla.engine.config import load_config
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import create_model
 from dla.tasks.boundaries import boundary_loss, draw_pr_curve, gradient_magnitude
+from engine_runs import quick_config
 
 
 @pytest.fixture(scope="module")
@@ -38,24 +40,12 @@ def boundary_folder(tmp_path_factory) -> Path:
     return root
 
 
-def config(root: Path, out_dir: Path, *overrides: str) -> dict:
-    return load_config(None, [
-        "task=boundaries",
-        f"out_dir={out_dir}",
-        "model.kwargs={backbone: dla46_c}",
-        "model.name=dlaup",
-        "data.dataset=boundary_folder",
-        f"data.root={root}",
-        "data.crop_size=[64, 64]",
-        "data.batch_size=2",
-        "data.workers=0",
-        "optim.epochs=2",
-        "eval.every_epochs=2",
-        "eval.thresholds=9",
-        "log.every_iterations=1",
-        "log.tensorboard=false",
-        *overrides,
-    ])
+def config(root: Path, out_dir: Path, *overrides: str) -> Config:
+    return quick_config(
+        out_dir, "task=boundaries", "model.kwargs={backbone: dla46_c}", "model.name=dlaup", "data.dataset=boundary_folder",
+        f"data.root={root}", "data.crop_size=[64, 64]", "data.batch_size=2", "optim.epochs=2", "eval.every_epochs=2",
+        "eval.thresholds=9", *overrides,
+    )
 
 
 def test_loss_weights_boundaries_and_leaves_out_the_ignored():

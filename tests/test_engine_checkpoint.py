@@ -60,7 +60,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
     save_checkpoint(path, make_state(engine_checkpoint_tiny()))
     before = path.read_bytes()
 
-    with pytest.raises(Exception):  # something torch.save cannot pickle
+    with pytest.raises(Exception):  # noqa: B017 (whatever torch.save raises for what it cannot pickle)
         save_checkpoint(path, {**make_state(engine_checkpoint_tiny()), "bad": lambda: None})
     assert path.read_bytes() == before and leftovers(tmp_path) == []
 

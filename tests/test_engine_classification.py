@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dla.cli import main
+from dla.config import Config
 from dla.data.meta import DatasetMeta, default_palette
 from dla.engine.checkpoint import load_checkpoint
 from dla.engine.config import load_config
@@ -20,6 +21,7 @@ from dla.errors import DLAError
 from dla.models import create_model
 from dla.tasks import get_task
 from dla.tasks.classification import evaluate_classification, format_scores, top_classes
+from engine_runs import quick_config
 
 CLASSES = ("red", "green", "blue")
 
@@ -40,24 +42,11 @@ def image_folder(tmp_path_factory) -> Path:
     return root
 
 
-def config(image_folder: Path, out_dir: Path, *overrides: str) -> dict:
-    return load_config(None, [
-        "task=classification",
-        f"out_dir={out_dir}",
-        "model.name=dla46_c",
-        "data.dataset=imagefolder",
-        f"data.root={image_folder}",
-        "data.crop_size=[32, 32]",
-        "data.resize=[36]",
-        "data.batch_size=6",
-        "data.workers=0",
-        "optim.epochs=2",
-        "optim.lr=0.05",
-        "eval.every_epochs=1",
-        "log.every_iterations=1",
-        "log.tensorboard=false",
-        *overrides,
-    ])
+def config(image_folder: Path, out_dir: Path, *overrides: str) -> Config:
+    return quick_config(
+        out_dir, "task=classification", "model.name=dla46_c", "data.dataset=imagefolder", f"data.root={image_folder}",
+        "data.crop_size=[32, 32]", "data.resize=[36]", "data.batch_size=6", "optim.epochs=2", "optim.lr=0.05", *overrides,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,14 @@ import torch
 from dla.engine.config import load_config
 from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.trainer import build_optimizer, parameter_groups, train, weighted_loss
-from dla.models import AuxOutput
-from dla.tasks.segmentation import SegmentationTask, evaluated_at
 from dla.errors import DLAError
-from dla.models import create_model
-
-from test_engine_train import squares
+from dla.models import AuxOutput, create_model
+from dla.tasks.segmentation import SegmentationTask, evaluated_at
+from engine_runs import quick_config, squares
 
 
 def config(out_dir, *overrides):
-    return load_config(None, [
-        f"out_dir={out_dir}", "data.batch_size=2", "data.workers=0", "optim.epochs=1", "optim.max_iterations=2",
-        "eval.every_epochs=1", "log.tensorboard=false", *overrides,
-    ])
+    return quick_config(out_dir, "data.batch_size=2", "optim.epochs=1", "optim.max_iterations=2", *overrides)
 
 
 def test_auxiliary_logits_weigh_aux_weight():

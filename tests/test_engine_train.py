@@ -6,74 +6,24 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import List
 
 import pytest
 import torch
 import yaml
-from torch import nn
-from torch.utils.data import Dataset
 
-from dla.data.meta import DatasetMeta, default_palette
+from dla.config import Config
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from dla.engine.config import load_config
 from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.trainer import train
 from dla.errors import DLAError
-from dla.models import register_model
 from dla.tasks import segmentation
+from engine_runs import Squares, quick_config, squares
 
 
-@register_model
-def engine_train_tiny(num_classes: int = 3, in_chans: int = 3, down_ratio: int = 2, pretrained_backbone=None, **kwargs) -> nn.Module:
-    """A stand-in segmentation model: conv-BN-ReLU then a 1x1 classifier, logits at the input resolution."""
-    return nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
-
-
-class Squares(Dataset):
-    """``length`` 32x32 images of a bright (class 1) or dark (class 2) square on class 0, top row ignored.
-
-    With ``augment``, a random horizontal flip drawn from torch's global generator, as the real
-    transforms draw theirs.
-    """
-
-    meta = DatasetMeta("squares", ("background", "bright", "dark"), tuple(default_palette(3)))
-
-    def __init__(self, length: int = 8, augment: bool = True) -> None:
-        self.length, self.augment = length, augment
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int):
-        g = torch.Generator().manual_seed(index)
-        y, x = torch.randint(0, 20, (2,), generator=g).tolist()
-        label = torch.zeros(32, 32, dtype=torch.int64)
-        label[y : y + 12, x : x + 12] = 1 + index % 2
-        label[0] = 255
-        image = 0.3 * torch.randn(3, 32, 32, generator=g) + (label == 1).float() - (label == 2).float()
-        if self.augment and torch.rand(()) < 0.5:
-            image, label = image.flip(-1), label.flip(-1)
-        return image, label
-
-
-def squares(length: int = 8):
-    return Squares(length), Squares(4, augment=False)
-
-
-def config(out_dir: Path, *overrides: str) -> dict:
-    return load_config(None, [
-        f"out_dir={out_dir}",
-        "model.name=engine_train_tiny",
-        "data.batch_size=4",
-        "data.workers=0",
-        "optim.epochs=2",
-        "optim.lr=0.1",
-        "eval.every_epochs=1",
-        "log.every_iterations=1",
-        "log.tensorboard=false",
-        *overrides,
-    ])
+def config(out_dir: Path, *overrides: str) -> Config:
+    return quick_config(out_dir, "model.name=engine_train_tiny", "data.batch_size=4", "optim.epochs=2", "optim.lr=0.1",
+                        *overrides)
 
 
 def weights(out_dir: Path, name: str = "last.pt") -> dict:
@@ -85,7 +35,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
 
 
-def records(out_dir: Path) -> List[dict]:
+def records(out_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
 
 
