@@ -65,7 +65,7 @@ def test_aggregation_node_equations(kernel_size, residual):
 def test_ida_is_eq1(sizes, resample):
     channels, out_channels = [4, 6, 8], 5
     ida = randomize_batchnorm(dla.IDA(channels, out_channels))
-    xs = [torch.randn(2, c, *size) for c, size in zip(channels, sizes)]
+    xs = [torch.randn(2, c, *size) for c, size in zip(channels, sizes, strict=True)]
     with torch.no_grad():
         out = ida(xs)
         first = ida.nodes[0]([resample(xs[0], sizes[1]), xs[1]])

@@ -146,7 +146,7 @@ def test_written_truth_reads_back_like_the_release(tmp_path, data_root):
     if real_truth.is_dir():
         real = scipy.io.loadmat(str(next(real_truth.glob("*.mat"))))["groundTruth"]
         assert real.dtype == written.dtype and real[0, 0].dtype.names == written[0, 0].dtype.names
-    for read, expected in zip(read_bsds_boundaries(path), maps):
+    for read, expected in zip(read_bsds_boundaries(path), maps, strict=True):
         np.testing.assert_array_equal(read, expected.astype(np.uint8))
 
 

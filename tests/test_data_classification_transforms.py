@@ -74,7 +74,8 @@ def test_random_resized_crop_box_within_bounds(size):
 def test_random_resized_crop_ratio_is_log_uniform():
     """Wide and tall crops are equally likely (log-uniform aspect ratio is symmetric about 1)."""
     crop = RandomResizedCrop(32, scale=(0.1, 0.2))
-    logs = [math.log((r - l) / (b - t)) for l, t, r, b in (crop.get_params(1000, 1000) for _ in range(2000))]
+    boxes = (crop.get_params(1000, 1000) for _ in range(2000))
+    logs = [math.log((right - left) / (bottom - top)) for left, top, right, bottom in boxes]
     assert abs(np.mean(logs)) < 0.02 and max(logs) > 0.25 and min(logs) < -0.25
 
 
@@ -122,9 +123,9 @@ def test_ten_crop_corners_centre_and_mirrors():
     crops = [pixels(c) for c in TenCrop((4, 6))(image)]
     assert len(crops) == 10
     expected = [array[:4, :6], array[:4, 6:], array[6:, :6], array[6:, 6:], array[3:7, 3:9]]
-    for crop, want in zip(crops[:5], expected):
+    for crop, want in zip(crops[:5], expected, strict=True):
         np.testing.assert_array_equal(crop, want)
-    for crop, original in zip(crops[5:], crops[:5]):
+    for crop, original in zip(crops[5:], crops[:5], strict=True):
         np.testing.assert_array_equal(crop, original[:, ::-1])
     with pytest.raises(DLAError):
         TenCrop(20)(image)

@@ -25,7 +25,6 @@ from dla.data import (
 )
 from dla.errors import DLAError
 
-
 H, W = 12, 16
 
 
@@ -103,7 +102,7 @@ def test_real_camvid_through_transforms(camvid):
 def test_camvid_layout_pairs_and_maps_void(camvid_root):
     dataset = CamVid(camvid_root, "train")
     assert len(dataset) == 3
-    assert [(i.name, l.parent.name) for i, l in dataset.files] == [(f"{n}.png", "trainannot") for n in "abc"]
+    assert [(image.name, label.parent.name) for image, label in dataset.files] == [(f"{n}.png", "trainannot") for n in "abc"]
     image, label = dataset[1]
     np.testing.assert_array_equal(np.asarray(image), random_rgb(1))
     expected = label_with([0, 3, 10, 11]).astype(np.int64)
@@ -272,7 +271,7 @@ def make_listfile(root: Path, info=None, count: int = 3) -> Path:
 
 def test_listfile_pairs_by_line(tmp_path):
     dataset = ListFileDataset(make_listfile(tmp_path), "train", num_classes=3)
-    assert [(i.name, l.name) for i, l in dataset.files] == [(f"img{k}.jpg", f"mask_{k}.png") for k in range(3)]
+    assert [(image.name, label.name) for image, label in dataset.files] == [(f"img{k}.jpg", f"mask_{k}.png") for k in range(3)]
     assert dataset.meta.classes == ("class_0", "class_1", "class_2")
     assert dataset.meta.mean == (0.1, 0.2, 0.3) and dataset.meta.std == (0.4, 0.5, 0.6)
     assert dataset.meta.palette == tuple(default_palette(3))

@@ -19,7 +19,7 @@ def test_deterministic_per_index_and_independent_of_global_rngs():
     np.random.seed(99)
     torch.manual_seed(99)
     second = SyntheticShapes(split="train", length=10)
-    for (image, label), index in zip(reference, (7, 2)):  # another instance, another order, other global seeds
+    for (image, label), index in zip(reference, (7, 2), strict=True):  # another instance, another order, other global seeds
         again_image, again_label = arrays(second, index)
         np.testing.assert_array_equal(again_image, image)
         np.testing.assert_array_equal(again_label, label)
@@ -49,7 +49,7 @@ def test_contract_and_sizes():
 
 def test_all_classes_appear_and_colour_alone_is_not_enough():
     dataset = SyntheticShapes(split="train")
-    pixels, labels = zip(*(arrays(dataset, i) for i in range(50)))
+    pixels, labels = zip(*(arrays(dataset, i) for i in range(50)), strict=True)
     pixels = np.concatenate([p.reshape(-1, 3) for p in pixels]).astype(np.float32)
     labels = np.concatenate([label.ravel() for label in labels])
     counts = np.bincount(labels, minlength=6)

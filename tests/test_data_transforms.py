@@ -269,7 +269,7 @@ def test_center_crop_pads_the_mask_with_ignore_and_ten_crop_takes_masks():
     np.testing.assert_array_equal(padded[10:50], label)
     images, masks = TenCrop((20, 30))(image, label)
     assert len(images) == len(masks) == 10
-    for crop, window in zip(images, masks):
+    for crop, window in zip(images, masks, strict=True):
         np.testing.assert_array_equal(decode(crop)[window != IGNORE], window[window != IGNORE])
     tensors, targets = ToTensor()(images, masks)
     assert tensors.shape == (10, 3, 20, 30) and targets.shape == (10, 20, 30) and targets.dtype == torch.int64

@@ -7,8 +7,16 @@ import pytest
 from scipy import ndimage
 
 from dla.errors import DLAError
-from dla.metrics import (BoundaryBenchmark, boundary_scores, boundary_thresholds, f_measure, image_counts,
-                         match_edges, thin_binary, thin_edges)
+from dla.metrics import (
+    BoundaryBenchmark,
+    boundary_scores,
+    boundary_thresholds,
+    f_measure,
+    image_counts,
+    match_edges,
+    thin_binary,
+    thin_edges,
+)
 
 
 def _mask(shape, pixels):
@@ -190,7 +198,7 @@ def test_image_counts_agrees_with_matching_each_threshold_afresh():
     annotations = [rng.random((30, 40)) < 0.08 for _ in range(2)]
     counts = image_counts(probability, annotations, thresholds=7, tolerance=0.05)
     radius = 0.05 * math.hypot(30, 40)
-    for row, level in zip(counts, boundary_thresholds(7)):
+    for row, level in zip(counts, boundary_thresholds(7), strict=True):
         prediction = thin_binary(probability >= level)
         matched = [match_edges(prediction, truth, radius) for truth in annotations]
         assert row[0] == sum(int(truth_hits.sum()) for _, truth_hits in matched)

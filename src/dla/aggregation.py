@@ -11,7 +11,7 @@ channel order of the authors' published weights, so their checkpoints load uncha
 """
 
 import inspect
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +29,9 @@ class AggregationNode(nn.Module):
     ``N(x_1, ..., x_n) = relu(BatchNorm(sum_i W_i x_i + b) [+ x_n])``: one convolution over the
     concatenated inputs (in the order given), BatchNorm and ReLU; Eq. 4's ``x_n``, the deepest input, is
     ``inputs[0]`` here (HDA passes its inputs deepest first, see the module docstring). ``sum_i W_i x_i``
-    is a convolution of the concatenation, and ``b`` is folded into BatchNorm's shift. Sec. 3.3: nodes are 1x1 in classification and 3x3 in
-    segmentation; the residual helps hierarchies of depth 4 or more (App. A: networks over 100 layers).
+    is a convolution of the concatenation, and ``b`` is folded into BatchNorm's shift. Sec. 3.3: nodes are
+    1x1 in classification and 3x3 in segmentation; the residual helps hierarchies of depth 4 or more
+    (App. A: networks over 100 layers).
 
     Shapes: inputs ``(N, C_i, H, W)``, all the same ``H, W``; output ``(N, out_channels, H, W)``.
     With ``residual=True`` the first input must have ``out_channels`` channels.
@@ -50,7 +51,7 @@ class AggregationNode(nn.Module):
         return self.relu(x)
 
 
-def _resample(x: Tensor, size: Sequence[int]) -> Tensor:
+def _resample(x: Tensor, size: Tuple[int, ...]) -> Tensor:
     """Bring ``x`` to spatial ``size``: max pooling when shrinking (as the backbone's stages do), bilinear when growing."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -81,14 +82,14 @@ class IDA(nn.Module):
         aggregate_channels = [in_channels[0]] + [out_channels] * (len(in_channels) - 2)
         self.nodes = nn.ModuleList(
             AggregationNode(aggregate + deeper, out_channels, kernel_size)
-            for aggregate, deeper in zip(aggregate_channels, in_channels[1:])
+            for aggregate, deeper in zip(aggregate_channels, in_channels[1:], strict=True)
         )
 
     def forward(self, xs: List[Tensor]) -> Tensor:
         if len(xs) != len(self.nodes) + 1:
             raise DLAError(f"IDA was built for {len(self.nodes) + 1} inputs, got {len(xs)}")
         aggregate = xs[0]
-        for node, deeper in zip(self.nodes, xs[1:]):
+        for node, deeper in zip(self.nodes, xs[1:], strict=True):
             aggregate = node([_resample(aggregate, deeper.shape[-2:]), deeper])
         return aggregate
 
@@ -120,7 +121,7 @@ class IDAUp(nn.Module):
                 f"and up_factors={list(up_factors)}"
             )
         self.num_inputs = len(in_channels)
-        for i, (channels, factor) in enumerate(zip(in_channels, up_factors)):
+        for i, (channels, factor) in enumerate(zip(in_channels, up_factors, strict=True)):
             project = nn.Identity() if channels == out_channels else ConvBnAct(channels, out_channels, kernel_size=1)
             self.add_module(f"proj_{i}", project)
             self.add_module(f"up_{i}", nn.Identity() if factor == 1 else BilinearUpsample(out_channels, int(factor)))
@@ -207,10 +208,13 @@ class HDA(nn.Module):
             self.root = AggregationNode(2 * out_channels + root_channels, out_channels, root_kernel_size, root_residual)
             self.takes_residual = _accepts_residual(self.tree1)
         else:
-            sub_tree = dict(dilation=dilation, root_kernel_size=root_kernel_size, root_residual=root_residual)
-            self.tree1 = HDA(depth - 1, block, in_channels, out_channels, stride, **sub_tree)
+            self.tree1 = HDA(
+                depth - 1, block, in_channels, out_channels, stride,
+                dilation=dilation, root_kernel_size=root_kernel_size, root_residual=root_residual,
+            )
             self.tree2 = HDA(
-                depth - 1, block, out_channels, out_channels, 1, root_channels=root_channels + out_channels, **sub_tree
+                depth - 1, block, out_channels, out_channels, 1, root_channels=root_channels + out_channels,
+                dilation=dilation, root_kernel_size=root_kernel_size, root_residual=root_residual,
             )
             self.takes_residual = self.tree1.takes_residual
         self.downsample = nn.MaxPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()

@@ -21,10 +21,10 @@ from typing import Dict, Optional, Type, Union
 from ..errors import DLAError
 from .base import IMAGE_EXTENSIONS, ClassificationDataset, SegmentationDataset, load_image, load_label
 from .boundaries import BoundaryDataset, BoundaryFolder, boundaries_from_segmentation, consensus_label
-from .bsds import BSDS_META, BSDS500
+from .bsds import BSDS500, BSDS_META
 from .camvid import CAMVID_META, CamVid
-from .classification_transforms import classification_eval_transforms, classification_train_transforms
 from .cityscapes import CITYSCAPES_META, Cityscapes, label_ids_to_train_ids, prepare_cityscapes
+from .classification_transforms import classification_eval_transforms, classification_train_transforms
 from .finegrained import CUB200, FGVCAircraft, Food101, StanfordCars
 from .folder import FolderDataset
 from .imagefolder import ImageFolder

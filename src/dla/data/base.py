@@ -195,12 +195,15 @@ class _SplitDataset(torch.utils.data.Dataset):
 
     def _root_folder(self, root: Optional[PathLike]) -> Optional[Path]:
         """``root`` as a ``Path`` (``None`` stays ``None``); checked to be a folder when ``needs_root``."""
-        path = Path(root).expanduser() if root is not None else None
         if self.needs_root:
-            if path is None:
-                raise DLAError(f"{type(self).__name__} needs a root folder (got none)")
-            require_dir(path, f"{type(self).__name__} root folder")
-        return path
+            return self._required_root(root)
+        return Path(root).expanduser() if root is not None else None
+
+    def _required_root(self, root: Optional[PathLike]) -> Path:
+        """``root`` as a ``Path``, checked to be a folder; :class:`DLAError` when it is ``None`` or no folder."""
+        if root is None:
+            raise DLAError(f"{type(self).__name__} needs a root folder (got none)")
+        return require_dir(Path(root).expanduser(), f"{type(self).__name__} root folder")
 
 
 class SegmentationDataset(_SplitDataset):
@@ -216,11 +219,18 @@ class SegmentationDataset(_SplitDataset):
         super().__init__()
         self.split = self._resolve_split(split)
         self.transform = transform
-        self.root = self._root_folder(root)
+        self.root: Optional[Path] = self._root_folder(root)
         self.meta: DatasetMeta = self.load_meta()
         self.files: List[Tuple[Path, Path]] = self.find_files()
         if len(self) == 0:
             raise DLAError(f"{self.root}: the {split!r} split of {type(self).__name__} is empty (no images found)")
+
+    @property
+    def root_dir(self) -> Path:
+        """``root`` for the layouts that read files from it (``needs_root``, so it was checked to be a folder)."""
+        if self.root is None:
+            raise DLAError(f"{type(self).__name__} has no root folder to read files from")
+        return self.root
 
     def load_meta(self) -> DatasetMeta:
         """Class names, palette, normalisation and ignore value of this dataset."""
@@ -271,11 +281,11 @@ class ClassificationDataset(_SplitDataset):
     name: Optional[str] = None  # DatasetMeta.name; None: the root folder's name
     unpacks_into: Optional[str] = None  # the folder of the published archive, which root may hold
 
-    def __init__(self, root: PathLike, split: str = "train", transform: Optional[ImageTransform] = None) -> None:
+    def __init__(self, root: Optional[PathLike], split: str = "train", transform: Optional[ImageTransform] = None) -> None:
         super().__init__()
         self.split = self._resolve_split(split)
         self.transform = transform
-        self.root = self.locate_root(self._root_folder(root))
+        self.root: Path = self.locate_root(self._required_root(root))
         self.classes: List[str] = list(self.load_classes())
         self._check_classes()
         self.samples: List[ClassSample] = sorted(self.find_samples())

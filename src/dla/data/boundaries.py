@@ -112,7 +112,7 @@ class BoundaryDataset(SegmentationDataset):
         super().__init__(root, split, transform)
 
     def load_meta(self) -> DatasetMeta:
-        return boundary_meta(self.root.name)
+        return boundary_meta(self.root_dir.name)
 
     def load_annotations(self, path: Path) -> List[np.ndarray]:
         """Every annotator's boundary map stored in label file ``path``, as arrays (any dtype, nonzero = boundary)."""
@@ -171,8 +171,8 @@ class BoundaryFolder(BoundaryDataset):
         super().__init__(root, split, transform, min_annotators, ignore_uncertain)
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        images = require_dir(self.root / self.images_dir.format(split=self.split), "image folder")
-        labels = require_dir(self.root / self.labels_dir.format(split=self.split), "boundary label folder")
+        images = require_dir(self.root_dir / self.images_dir.format(split=self.split), "image folder")
+        labels = require_dir(self.root_dir / self.labels_dir.format(split=self.split), "boundary label folder")
         return pair_files(list_images(images), lambda p: labels / f"{p.stem}.png", str(labels))
 
     def load_annotations(self, path: Path) -> List[np.ndarray]:

@@ -32,8 +32,8 @@ class BSDS500(BoundaryDataset):
         return BSDS_META
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        images = require_dir(self.root / "images" / self.split, f"BSDS500 {self.split!r} image folder")
-        truth = require_dir(self.root / "groundTruth" / self.split, f"BSDS500 {self.split!r} ground-truth folder")
+        images = require_dir(self.root_dir / "images" / self.split, f"BSDS500 {self.split!r} image folder")
+        truth = require_dir(self.root_dir / "groundTruth" / self.split, f"BSDS500 {self.split!r} ground-truth folder")
         return pair_files(list_images(images), lambda p: truth / f"{p.stem}.mat", str(truth))
 
     def load_annotations(self, path: Path) -> List[np.ndarray]:

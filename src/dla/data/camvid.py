@@ -38,8 +38,8 @@ class CamVid(SegmentationDataset):
         return CAMVID_META
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        images = require_dir(self.root / self.split, f"CamVid {self.split!r} image folder")
-        labels = require_dir(self.root / f"{self.split}annot", f"CamVid {self.split!r} label folder")
+        images = require_dir(self.root_dir / self.split, f"CamVid {self.split!r} image folder")
+        labels = require_dir(self.root_dir / f"{self.split}annot", f"CamVid {self.split!r} label folder")
         return pair_files(list_images(images), lambda p: labels / p.name, str(labels))
 
     def decode_label(self, raw: np.ndarray, path: Path) -> np.ndarray:

@@ -88,8 +88,8 @@ class Cityscapes(SegmentationDataset):
         return CITYSCAPES_META
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        images = require_dir(self.root / "leftImg8bit" / self.split, f"Cityscapes {self.split!r} image folder")
-        labels = require_dir(self.root / "gtFine" / self.split, f"Cityscapes {self.split!r} label folder")
+        images = require_dir(self.root_dir / "leftImg8bit" / self.split, f"Cityscapes {self.split!r} image folder")
+        labels = require_dir(self.root_dir / "gtFine" / self.split, f"Cityscapes {self.split!r} label folder")
         return pair_files(sorted(images.glob(f"*/*{IMAGE_SUFFIX}")), lambda p: _label_path(p, labels), str(labels))
 
     def decode_label(self, raw: np.ndarray, path: Path) -> np.ndarray:

@@ -102,7 +102,7 @@ class StanfordCars(ClassificationDataset):
         folder = self.root / f"cars_{self.split}"
         return [
             (folder / str(fname), parse_label(str(number), len(self.classes), f"{path}, annotation {i}"))
-            for i, (fname, number) in enumerate(zip(annotations["fname"], annotations["class"]), 1)
+            for i, (fname, number) in enumerate(zip(annotations["fname"], annotations["class"], strict=True), 1)
         ]
 
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DLAError
 from .base import PathLike, SegmentationDataset, Transform, list_images, pair_files, read_lines, require_dir
-from .meta import DatasetMeta, default_palette
+from .meta import DatasetMeta, channel_triple, colour, default_palette
 
 
 class FolderDataset(SegmentationDataset):
@@ -47,23 +47,23 @@ class FolderDataset(SegmentationDataset):
         if len(palette) < len(names):
             raise DLAError(f"palette has {len(palette)} colours for {len(names)} classes")
         return DatasetMeta(
-            name=self.root.name,
+            name=self.root_dir.name,
             classes=names,
-            palette=tuple(tuple(int(v) for v in c) for c in palette[: len(names)]),
-            mean=tuple(float(v) for v in self._mean),
-            std=tuple(float(v) for v in self._std),
+            palette=tuple(colour(c, f"palette colour {i}") for i, c in enumerate(palette[: len(names)])),
+            mean=channel_triple(self._mean, "mean"),
+            std=channel_triple(self._std, "std"),
             ignore_index=int(self._ignore_index),
         )
 
     def _read_classes(self) -> Tuple[str, ...]:
-        path = self.root / "classes.txt"
+        path = self.root_dir / "classes.txt"
         if not path.is_file():
             raise DLAError(f"{path}: not found; pass the class names (classes=[...]) or write them there, one per line")
         return tuple(read_lines(path))
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        images = require_dir(self.root / self.images_dir.format(split=self.split), "image folder")
-        masks = require_dir(self.root / self.masks_dir.format(split=self.split), "mask folder")
+        images = require_dir(self.root_dir / self.images_dir.format(split=self.split), "image folder")
+        masks = require_dir(self.root_dir / self.masks_dir.format(split=self.split), "mask folder")
         by_stem = _index_by_stem(list_images(masks))
         return pair_files(list_images(images), lambda p: by_stem.get(p.stem + self.mask_suffix), str(masks))
 

@@ -61,7 +61,7 @@ class ImageFolder(ClassificationDataset):
 
     def find_samples(self) -> List[ClassSample]:
         index = {name: i for i, name in enumerate(self.classes)}
-        samples = []
+        samples: List[ClassSample] = []
         for folder in _subfolders(self._split_dir()):
             if folder.name not in index:
                 raise DLAError(

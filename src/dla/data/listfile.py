@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..constants import IGNORE_INDEX
 from ..errors import DLAError
 from .base import PathLike, SegmentationDataset, Transform, read_lines
-from .meta import DatasetMeta, default_palette
+from .meta import DatasetMeta, channel_triple, colour, default_palette
 
 
 class ListFileDataset(SegmentationDataset):
@@ -31,23 +31,23 @@ class ListFileDataset(SegmentationDataset):
         super().__init__(root, split, transform)
 
     def load_meta(self) -> DatasetMeta:
-        path = self.root / "info.json"
+        path = self.root_dir / "info.json"
         info = _read_info(path)
         classes = _class_names(info.get("classes"), self.num_classes, path)
         palette = info.get("palette", default_palette(len(classes)))
         if len(palette) < len(classes) or any(len(c) != 3 for c in palette):
             raise DLAError(f"{path}: 'palette' must hold an [r, g, b] colour for each of the {len(classes)} classes")
         return DatasetMeta(
-            name=self.root.name,
+            name=self.root_dir.name,
             classes=classes,
-            palette=tuple(tuple(int(v) for v in c) for c in palette[: len(classes)]),
+            palette=tuple(colour(c, f"{path}: palette colour {i}") for i, c in enumerate(palette[: len(classes)])),
             mean=_triple(info, "mean", path),
             std=_triple(info, "std", path),
             ignore_index=int(info.get("ignore_index", IGNORE_INDEX)),
         )
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        image_list, label_list = (self.root / f"{self.split}_{kind}.txt" for kind in ("images", "labels"))
+        image_list, label_list = (self.root_dir / f"{self.split}_{kind}.txt" for kind in ("images", "labels"))
         for path in (image_list, label_list):
             if not path.is_file():
                 raise DLAError(f"{path}: list file for split {self.split!r} not found")
@@ -56,7 +56,7 @@ class ListFileDataset(SegmentationDataset):
             raise DLAError(
                 f"{image_list} lists {len(images)} images but {label_list} lists {len(labels)} labels; they pair by line"
             )
-        pairs = [(self.root / image, self.root / label) for image, label in zip(images, labels)]
+        pairs = [(self.root_dir / image, self.root_dir / label) for image, label in zip(images, labels, strict=True)]
         for line, (image, label) in enumerate(pairs, 1):
             if not image.is_file():
                 raise DLAError(f"{image}: image not found (line {line} of {image_list})")
@@ -81,7 +81,7 @@ def _triple(info: Dict[str, Any], key: str, path: Path) -> Tuple[float, float, f
     value = info.get(key)
     if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
         raise DLAError(f"{path}: {key!r} must be a list of three numbers (one per RGB channel), got {value!r}")
-    return tuple(float(v) for v in value)
+    return channel_triple(value, f"{path}: {key!r}")
 
 
 def _class_names(classes: Any, num_classes: Optional[int], path: Path) -> Tuple[str, ...]:
@@ -94,11 +94,12 @@ def _class_names(classes: Any, num_classes: Optional[int], path: Path) -> Tuple[
         names = None
     else:
         raise DLAError(f"{path}: 'classes' must be a list of class names or their number, got {classes!r}")
-    if names is None and num_classes is None:
-        raise DLAError(f"{path}: no 'classes' given; add them to info.json or pass num_classes")
-    if names is not None and num_classes is not None and len(names) != num_classes:
+    if names is None:
+        if num_classes is None:
+            raise DLAError(f"{path}: no 'classes' given; add them to info.json or pass num_classes")
+        names = [f"class_{i}" for i in range(num_classes)]
+    elif num_classes is not None and len(names) != num_classes:
         raise DLAError(f"{path}: 'classes' lists {len(names)} classes but num_classes={num_classes} was given")
-    names = names if names is not None else [f"class_{i}" for i in range(num_classes)]
     if not names:
         raise DLAError(f"{path}: the dataset needs at least one class")
     return tuple(names)

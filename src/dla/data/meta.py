@@ -1,9 +1,10 @@
 """What travels with a dataset: class names, palette, normalisation and the ignore value."""
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from ..errors import DLAError
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,31 @@ class DatasetMeta:
         return cls(
             name=str(d["name"]),
             classes=tuple(d["classes"]),
-            palette=tuple(tuple(int(v) for v in c) for c in d["palette"]),
-            mean=tuple(d.get("mean", IMAGENET_MEAN)),
-            std=tuple(d.get("std", IMAGENET_STD)),
+            palette=tuple(colour(c, "a palette colour") for c in d["palette"]),
+            mean=channel_triple(d.get("mean", IMAGENET_MEAN), "mean"),
+            std=channel_triple(d.get("std", IMAGENET_STD), "std"),
             ignore_index=int(d.get("ignore_index", IGNORE_INDEX)),
             extra=dict(d.get("extra", {})),
         )
+
+
+def channel_triple(values: Iterable[float], what: str) -> Tuple[float, float, float]:
+    """``values`` as three floats, one per RGB channel (a normalisation ``mean`` or ``std``).
+
+    :class:`DLAError` naming ``what`` when there are not exactly three.
+    """
+    items = tuple(float(v) for v in values)
+    if len(items) != 3:
+        raise DLAError(f"{what} must hold three numbers (one per RGB channel), got {len(items)}: {items}")
+    return items[0], items[1], items[2]
+
+
+def colour(values: Iterable[int], what: str) -> Tuple[int, int, int]:
+    """``values`` as an ``(r, g, b)`` colour of ints; :class:`DLAError` naming ``what`` when it is not three values."""
+    items = tuple(int(v) for v in values)
+    if len(items) != 3:
+        raise DLAError(f"{what} must be an [r, g, b] colour, got {len(items)} values: {items}")
+    return items[0], items[1], items[2]
 
 
 def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:

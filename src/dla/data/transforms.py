@@ -68,9 +68,10 @@ def _flip(image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (None if mask is None else mask[:, ::-1].copy())
 
 
-def mean_colour(mean: Sequence[float]) -> Colour:
+def mean_colour(mean: Tuple[float, float, float]) -> Colour:
     """A normalisation mean on the 0..1 scale as an 8-bit RGB colour (padding that normalises to ~0)."""
-    return tuple(int(round(255 * m)) for m in mean)
+    red, green, blue = (int(round(255 * m)) for m in mean)
+    return red, green, blue
 
 
 class Transform:
@@ -316,12 +317,14 @@ class TenCrop(Transform):
             raise DLAError(f"a {crop_h}x{crop_w} ten-crop does not fit in a {height}x{width} image; resize first")
         right, bottom = width - crop_w, height - crop_h
         centre = (int(round(right / 2)), int(round(bottom / 2)))  # CenterCrop's rounding
-        crops = []
-        for x, y in [(0, 0), (right, 0), (0, bottom), (right, bottom), centre]:
-            window = None if mask is None else mask[y : y + crop_h, x : x + crop_w].copy()
-            crops.append((image.crop((x, y, x + crop_w, y + crop_h)), window))
-        crops += [_flip(*crop) for crop in crops]
-        return [crop for crop, _ in crops], (None if mask is None else [window for _, window in crops])
+        corners = [(0, 0), (right, 0), (0, bottom), (right, bottom), centre]
+        crops = [image.crop((x, y, x + crop_w, y + crop_h)) for x, y in corners]
+        crops += [_flip(crop, None)[0] for crop in crops]
+        if mask is None:
+            return crops, None
+        windows = [mask[y : y + crop_h, x : x + crop_w].copy() for x, y in corners]
+        windows += [window[:, ::-1].copy() for window in windows]  # _flip's mirroring of a mask
+        return crops, windows
 
     def __repr__(self) -> str:
         return f"TenCrop({self.size})"
@@ -348,7 +351,7 @@ class ColorJitter(Transform):
         self.random_order = random_order
 
     def apply(self, image: Image.Image, mask: Any) -> Tuple[Image.Image, Any]:
-        active = [(e, s) for e, s in zip(self._ENHANCERS, self.strengths) if s > 0]
+        active = [(e, s) for e, s in zip(self._ENHANCERS, self.strengths, strict=True) if s > 0]
         if not active:
             return image, mask
         order = torch.randperm(len(active)).tolist() if self.random_order else range(len(active))

@@ -36,8 +36,8 @@ class VOCSegmentation(SegmentationDataset):
         return VOC_META
 
     def find_files(self) -> List[Tuple[Path, Path]]:
-        images = require_dir(self.root / "JPEGImages", "VOC image folder")
-        labels = require_dir(self.root / ("SegmentationClassAug" if self.aug else "SegmentationClass"), "VOC label folder")
+        images = require_dir(self.root_dir / "JPEGImages", "VOC image folder")
+        labels = require_dir(self.root_dir / ("SegmentationClassAug" if self.aug else "SegmentationClass"), "VOC label folder")
         ids = [Path(line.split()[0]).stem for line in read_lines(self._split_file())]
         missing = [i for i in ids if not (images / f"{i}.jpg").is_file()]
         if missing:
@@ -46,7 +46,7 @@ class VOCSegmentation(SegmentationDataset):
         return pair_files((images / f"{i}.jpg" for i in ids), lambda p: labels / f"{p.stem}.png", str(labels))
 
     def _split_file(self) -> Path:
-        sets = self.root / "ImageSets"
+        sets = self.root_dir / "ImageSets"
         candidates = ([sets / "SegmentationAug" / f"{self.split}.txt"] if self.aug else []) + [
             sets / "Segmentation" / f"{self.split}.txt"
         ]

@@ -3,8 +3,16 @@
 Nothing here imports models or data loaders; only ``dla.data.meta.DatasetMeta`` is shared.
 """
 
-from .boundaries import (BoundaryBenchmark, boundary_scores, boundary_thresholds, f_measure, image_counts,
-                         match_edges, thin_binary, thin_edges)
+from .boundaries import (
+    BoundaryBenchmark,
+    boundary_scores,
+    boundary_thresholds,
+    f_measure,
+    image_counts,
+    match_edges,
+    thin_binary,
+    thin_edges,
+)
 from .classification import AccuracyMeter, topk_accuracy
 from .segmentation import ConfusionMatrix, confusion_matrix, format_table, segmentation_scores
 

@@ -387,7 +387,7 @@ def image_counts(probability: np.ndarray, annotations: Sequence[np.ndarray], thr
             continue
         previous = chosen
         matched_any = np.zeros(rows.size, dtype=bool)
-        for matching, near in zip(matchings, reachable):
+        for matching, near in zip(matchings, reachable, strict=True):
             matching.solve(chosen[near[chosen]])
             counts[k, 0] += np.count_nonzero(matching.col_mate >= 0)
             matched_any |= matching.row_mate >= 0
@@ -418,14 +418,14 @@ def _best_interpolated(thresholds: np.ndarray, precision: np.ndarray,
                        recall: np.ndarray) -> Tuple[float, float, float, float]:
     """BSDS's ``maxF``: the best ``(threshold, precision, recall, F)`` on the piecewise-linear curve."""
     if thresholds.size == 1:
-        return float(thresholds[0]), float(precision[0]), float(recall[0]), f_measure(precision[0], recall[0])
+        return float(thresholds[0]), float(precision[0]), float(recall[0]), float(f_measure(precision[0], recall[0]))
     d = np.linspace(0, 1, _SEGMENT_STEPS)
 
     def along(values: np.ndarray) -> np.ndarray:
         return (values[1:, None] * d + values[:-1, None] * (1 - d)).ravel()
 
     t, p, r = along(thresholds), along(precision), along(recall)
-    f = f_measure(p, r)
+    f = np.asarray(f_measure(p, r))
     best = int(np.argmax(f))
     return float(t[best]), float(p[best]), float(r[best]), float(f[best])
 
@@ -456,9 +456,9 @@ def boundary_scores(counts: np.ndarray, thresholds: np.ndarray) -> Dict[str, Any
     if counts.shape[0] == 0:
         raise DLAError("no images were counted; add some with update() first")
     precision, recall = _rates(counts.sum(axis=0))
-    f = f_measure(precision, recall)
+    f = np.asarray(f_measure(precision, recall))  # one per threshold
     ods_threshold, ods_precision, ods_recall, ods = _best_interpolated(thresholds, precision, recall)
-    per_image = f_measure(*_rates(counts))
+    per_image = np.asarray(f_measure(*_rates(counts)))  # N x T
     best = thresholds.size - 1 - np.argmax(per_image[:, ::-1], axis=1)  # the last best threshold of each image
     ois_precision, ois_recall = _rates(counts[np.arange(counts.shape[0]), best].sum(axis=0))
     return {

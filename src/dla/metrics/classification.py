@@ -35,7 +35,7 @@ def _correct_counts(logits: Tensor, target: Tensor, ks: Sequence[int]) -> Tensor
 
 
 def _as_dict(ks: Sequence[int], correct: Tensor, total: int) -> Dict[str, float]:
-    return {f"top{k}": (c / total if total else math.nan) for k, c in zip(ks, correct.tolist())}
+    return {f"top{k}": (c / total if total else math.nan) for k, c in zip(ks, correct.tolist(), strict=True)}
 
 
 def topk_accuracy(logits: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) -> Dict[str, float]:

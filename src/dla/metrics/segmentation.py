@@ -161,7 +161,7 @@ def format_table(result: Mapping[str, Any], classes: Sequence[str]) -> str:
     width = max(len("pixel acc"), *(len(name) for name in classes))
     header = f"{'class':<{width}}  {'IoU %':>7}  {'acc %':>7}"
     rows = [f"{name:<{width}}  {format_percent(iou):>7}  {format_percent(acc):>7}"
-            for name, iou, acc in zip(classes, result["iou"], result["accuracy"])]
+            for name, iou, acc in zip(classes, result["iou"], result["accuracy"], strict=True)]
     totals = [f"{label:<{width}}  {format_percent(result[key]):>7}"
               for label, key in (("mIoU", "miou"), ("pixel acc", "pixel_accuracy"), ("mean acc", "mean_accuracy"))]
     rule = "-" * len(header)

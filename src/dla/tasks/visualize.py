@@ -14,6 +14,7 @@ from ..constants import IGNORE_INDEX
 from ..errors import DLAError
 
 Palette = Sequence[Tuple[int, int, int]]
+Font = Union[ImageFont.FreeTypeFont, ImageFont.ImageFont]  # what ImageFont.load_default() returns
 
 
 def _palette_lookup(label: np.ndarray, palette: Palette, ignore_index: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -68,12 +69,12 @@ VALUES_UP_TO = 20  # cells show their value for at most this many classes
 MAX_NAME = 24  # class names are cut to this many characters
 
 
-def _text_size(font: ImageFont.ImageFont, text: str) -> Tuple[int, int]:
+def _text_size(font: Font, text: str) -> Tuple[int, int]:
     left, top, right, bottom = font.getbbox(text)
     return int(right - left), int(bottom - top)
 
 
-def _vertical_text(text: str, font: ImageFont.ImageFont) -> Image.Image:
+def _vertical_text(text: str, font: Font) -> Image.Image:
     """``text`` in black on white, turned 90 degrees anticlockwise (reads bottom to top)."""
     width, height = _text_size(font, text)
     strip = Image.new("RGB", (width + 2, height + 4), "white")
