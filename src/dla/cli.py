@@ -98,7 +98,7 @@ def _table(header: List[str], rows: List[List[str]], fmt: str) -> str:
         lines = [header, ["---"] * len(header)] + rows
         return "\n".join("| " + " | ".join(row) + " |" for row in lines)
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header] + rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header] + rows)
 
 
 def build_parser() -> argparse.ArgumentParser:

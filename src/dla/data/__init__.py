@@ -19,7 +19,7 @@ import inspect
 from typing import Dict, Optional, Type, Union
 
 from ..errors import DLAError
-from .base import IMAGE_EXTENSIONS, ClassificationDataset, SegmentationDataset, load_image, load_label
+from .base import IMAGE_EXTENSIONS, ClassificationDataset, SegmentationDataset, TaskDataset, load_image, load_label
 from .boundaries import BoundaryDataset, BoundaryFolder, boundaries_from_segmentation, consensus_label
 from .bsds import BSDS500, BSDS_META
 from .camvid import CAMVID_META, CamVid
@@ -135,6 +135,7 @@ __all__ = [
     "RandomScale",
     "Resize",
     "SegmentationDataset",
+    "TaskDataset",
     "StanfordCars",
     "SyntheticShapes",
     "TenCrop",

@@ -177,13 +177,19 @@ def read_records(path: Path, fields: int) -> List[Tuple[int, List[str]]]:
     return records
 
 
-class _SplitDataset(torch.utils.data.Dataset):
-    """What both base classes share: the split name (checked, aliases resolved) and the root folder."""
+class TaskDataset(torch.utils.data.Dataset):
+    """What every dataset has, and what the engine and the tasks read of one: the task its samples are for,
+    ``meta`` (classes, palette, normalisation, ignore value) and its length; and what both base classes share,
+    the split name (checked, aliases resolved) and the root folder."""
 
     task: str  # what the samples are for (the trainer checks it against the config's task)
+    meta: DatasetMeta
     splits: Optional[Sequence[str]] = None  # accepted split names; None: any name
     aliases: Mapping[str, str] = {}  # other accepted split names -> the split they read
     needs_root: bool = True
+
+    def __len__(self) -> int:
+        raise NotImplementedError
 
     def _resolve_split(self, split: str) -> str:
         split = self.aliases.get(split, split)
@@ -206,7 +212,7 @@ class _SplitDataset(torch.utils.data.Dataset):
         return require_dir(Path(root).expanduser(), f"{type(self).__name__} root folder")
 
 
-class SegmentationDataset(_SplitDataset):
+class SegmentationDataset(TaskDataset):
     """A split of a semantic segmentation dataset: ``files`` pairs image and label paths.
 
     Attributes: ``root`` (``Path`` or ``None``), ``split``, ``transform``, ``meta`` (:class:`DatasetMeta`),
@@ -268,7 +274,7 @@ class SegmentationDataset(_SplitDataset):
         )
 
 
-class ClassificationDataset(_SplitDataset):
+class ClassificationDataset(TaskDataset):
     """A split of an image classification dataset: ``samples`` pairs image paths with class indices.
 
     Attributes: ``root`` (``Path``, after ``locate_root``), ``split`` (the canonical name, aliases

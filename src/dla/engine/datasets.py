@@ -2,15 +2,13 @@
 
 from typing import Tuple
 
-from torch.utils.data import Dataset
-
 from ..config import Config
-from ..data import build_dataset
+from ..data import TaskDataset, build_dataset
 from ..errors import DLAError
 from ..tasks import Task
 
 
-def build_datasets(cfg: Config, task: Task) -> Tuple[Dataset, Dataset]:
+def build_datasets(cfg: Config, task: Task) -> Tuple[TaskDataset, TaskDataset]:
     """The training split with the task's augmentation of ``cfg.data``, the validation split with its
     evaluation transform (dense tasks: whole images; classification: resize and centre crop)."""
     data = cfg.data
@@ -23,7 +21,9 @@ def build_datasets(cfg: Config, task: Task) -> Tuple[Dataset, Dataset]:
     return train_set, val_set
 
 
-def check_dataset_task(dataset: Dataset, task: str, name: str) -> None:
+def check_dataset_task(dataset: TaskDataset, task: str, name: str) -> None:
     """Refuse a dataset made for another task (a segmentation set for classification, ...)."""
     if dataset.task != task:
-        raise DLAError(f"dataset {name!r} is a {dataset.task} dataset but the task is {task}; set data.dataset to a {task} dataset")
+        raise DLAError(
+            f"dataset {name!r} is a {dataset.task} dataset but the task is {task}; set data.dataset to a {task} dataset"
+        )

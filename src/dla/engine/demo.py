@@ -14,6 +14,7 @@ from ..config import required
 from ..configs import DEMO_CONFIG
 from ..data import build_dataset
 from ..data.base import SegmentationDataset
+from ..errors import DLAError
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..tasks.segmentation import predict, save_prediction
 from .checkpoint import model_from_checkpoint
@@ -33,6 +34,8 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[
     model, meta = model_from_checkpoint(run.last)
     data = cfg.data
     val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)  # raw images
+    if not isinstance(val_set, SegmentationDataset):
+        raise DLAError(f"the demo draws segmentation masks, but {data.dataset} is a {val_set.task} dataset")
     for i in range(min(PREDICTIONS, len(val_set))):
         image, _ = val_set.read(i)
         label, _ = predict(model, image, meta)

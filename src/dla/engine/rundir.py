@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..config import Config
-
 from ..errors import DLAError
 from .config import dump_config
 
@@ -70,7 +69,9 @@ class RunDir:
                 "or choose a new out_dir (--set out_dir=...)"
             )
         if resume and not holds_run:
-            raise DLAError(f"nothing to resume in {self.root} (no config.yaml or checkpoints/last.pt); drop --resume to start a new run")
+            raise DLAError(
+                f"nothing to resume in {self.root} (no config.yaml or checkpoints/last.pt); drop --resume to start a new run"
+            )
         return self.last if resume and self.last.exists() else None
 
     def create(self, cfg: Config) -> None:
@@ -88,7 +89,8 @@ def code_version() -> str:
     package = Path(__file__).resolve().parents[1]
     try:
         # only when the package's own files are tracked: an installed copy may sit inside some other repository
-        subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=package, check=True, capture_output=True, timeout=10)
+        tracked = ["git", "ls-files", "--error-unmatch", "__init__.py"]
+        subprocess.run(tracked, cwd=package, check=True, capture_output=True, timeout=10)
         described = subprocess.run(
             ["git", "describe", "--always", "--dirty"], cwd=package, check=True, capture_output=True, text=True, timeout=10
         )

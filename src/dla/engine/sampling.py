@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import Config
+from ..data import TaskDataset
 from ..errors import DLAError
 
 
@@ -35,7 +36,7 @@ class SeededOrder(Sampler):
         generator = torch.Generator().manual_seed(epoch_seed)
         indices = torch.randperm(self.size, generator=generator).tolist()
         item_seeds = torch.randint(2**31, (self.size,), generator=generator).tolist()
-        return iter(list(zip(indices, item_seeds))[self.skip :])
+        return iter(list(zip(indices, item_seeds, strict=True))[self.skip :])
 
     def __len__(self) -> int:
         return self.size - self.skip
@@ -46,7 +47,7 @@ class SeededItems(Dataset):
     (and restored afterwards), so that random augmentation depends on the seed alone: not on the worker
     process, on what was loaded before, or on the training process's own use of the generators."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: TaskDataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -58,7 +59,7 @@ class SeededItems(Dataset):
             return self.dataset[index]
 
 
-def make_train_loader(dataset: Dataset, cfg: Config, device: torch.device) -> Tuple[DataLoader, SeededOrder]:
+def make_train_loader(dataset: TaskDataset, cfg: Config, device: torch.device) -> Tuple[DataLoader, SeededOrder]:
     """Shuffled batches in the order of ``SeededOrder``; the last partial batch is dropped when there are
     several batches (BatchNorm dislikes a batch of one), kept when the whole set fits in one batch."""
     batch_size = cfg.data.batch_size

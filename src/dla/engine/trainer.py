@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..config import Config, OptimConfig, required
+from ..data import TaskDataset
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..models import AuxOutput
@@ -52,7 +52,7 @@ RESUMABLE_CHANGES = (
 )
 
 
-def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[Dataset, Dataset]] = None) -> Dict[str, Any]:
+def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[TaskDataset, TaskDataset]] = None) -> Dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` with ``cfg.optim`` for ``cfg.task``; return the last validation scores.
 
     Args:

@@ -13,9 +13,9 @@ from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optio
 import torch
 from PIL import Image
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from ..config import Config
+from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 
 Scores = Dict[str, Any]
@@ -66,7 +66,7 @@ class Task(ABC):
         """The training loss of one batch's logits."""
 
     @abstractmethod
-    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+    def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         """Scores of ``model`` on every sample of ``dataset`` with the ``cfg.eval`` settings."""
 
     @abstractmethod

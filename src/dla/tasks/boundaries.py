@@ -19,10 +19,9 @@ from scipy import ndimage
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from torch.utils.data import Dataset
-
 from ..config import Config, required
 from ..constants import IGNORE_INDEX
+from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms
 from ..errors import DLAError
@@ -136,7 +135,7 @@ def draw_pr_curve(curves: Sequence[Tuple[str, Dict[str, Any]]], size: int = 480)
     draw.text((4, margin - 28), "Precision", fill="black")
     for k, (name, result) in enumerate(curves):
         colour = _COLOURS[k % len(_COLOURS)]
-        points = [to_pixel(r, p) for r, p in zip(result["recall"], result["precision"]) if r > 0 or p > 0]
+        points = [to_pixel(r, p) for r, p in zip(result["recall"], result["precision"], strict=True) if r > 0 or p > 0]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         x, y = to_pixel(result["ods_recall"], result["ods_precision"])
@@ -196,7 +195,7 @@ class BoundaryTask(Task):
     def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
         return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
 
-    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+    def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         return evaluate_boundaries(model, dataset, required(cfg.eval.thresholds, "eval.thresholds"),
                                    required(cfg.eval.tolerance, "eval.tolerance"), device)
 
@@ -218,6 +217,6 @@ class BoundaryTask(Task):
         return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
 
 __all__ = [
-    "BoundaryTask", "benchmark_maps", "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries", "evaluate_gradient_baseline",
-    "format_boundary_scores", "gradient_magnitude", "predict_boundaries",
+    "BoundaryTask", "benchmark_maps", "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries",
+    "evaluate_gradient_baseline", "format_boundary_scores", "gradient_magnitude", "predict_boundaries", "write_boundaries",
 ]

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, pair, required
+from ..data.base import TaskDataset
 from ..data.classification_transforms import classification_eval_transforms, classification_train_transforms
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
@@ -52,7 +53,7 @@ def topk_keys(num_classes: int) -> Tuple[int, ...]:
 @torch.no_grad()
 def evaluate_classification(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: TaskDataset,
     device: Optional[torch.device] = None,
     batch_size: int = 32,
     workers: int = 0,
@@ -88,14 +89,14 @@ def evaluate_classification(
 def top_classes(probabilities: Tensor, classes: Sequence[str], k: int = 5) -> List[Tuple[str, float]]:
     """The ``k`` most probable ``(class name, probability)`` of one image's ``C`` probabilities, best first."""
     values, indices = probabilities.topk(min(k, len(classes)))
-    return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+    return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
 
 
 def format_scores(result: Dict[str, Any], classes: Sequence[str]) -> str:
     """A plain-text table: each class's accuracy, then top-1 (top-5) and mean class accuracy, in percent."""
     width = max(len("mean class acc"), *(len(name) for name in classes))
     header = f"{'class':<{width}}  {'acc %':>7}"
-    rows = [f"{name:<{width}}  {format_percent(acc):>7}" for name, acc in zip(classes, result["accuracy"])]
+    rows = [f"{name:<{width}}  {format_percent(acc):>7}" for name, acc in zip(classes, result["accuracy"], strict=True)]
     totals = [f"{label:<{width}}  {format_percent(result[key]):>7}"
               for label, key in (("top-1", "top1"), ("top-5", "top5"), ("mean class acc", "mean_accuracy"))
               if key in result]
@@ -164,7 +165,7 @@ class ClassificationTask(Task):
     def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
         return classification_loss(outputs, targets, class_weights)
 
-    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+    def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         return evaluate_classification(model, dataset, device, cfg.data.batch_size, cfg.data.workers)
 
     def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, pair, required
 from ..constants import IGNORE_INDEX
+from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms, train_transforms
 from ..errors import DLAError
@@ -166,7 +167,7 @@ def infer(model: nn.Module, image: Tensor, num_classes: int, scales: Sequence[fl
 @torch.no_grad()
 def evaluate_segmentation(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: TaskDataset,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
     window: Optional[Sequence[int]] = None,
@@ -328,7 +329,7 @@ class SegmentationTask(Task):
     def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
         return segmentation_loss(outputs, targets, meta.ignore_index, class_weights)
 
-    def evaluate(self, model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device) -> Scores:
+    def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         settings = cfg.eval
         with evaluated_at(model, settings.output_stride):
             return evaluate_segmentation(model, dataset, settings.scales, settings.flip, settings.window, device,
