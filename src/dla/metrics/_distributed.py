@@ -1,4 +1,9 @@
-"""Summing accumulator state across ``torch.distributed`` processes."""
+"""Summing accumulator state across ``torch.distributed`` processes.
+
+No caller yet: distributed evaluation (each rank scores a shard, then the confusion matrices, top-k counts
+and BSDS counts are summed, so that the scores equal a single process's) will call the accumulators'
+``all_reduce``, which use this. Kept, and tested, for that.
+"""
 
 import torch.distributed as dist
 from torch import Tensor
