@@ -9,6 +9,7 @@ from torch import nn
 
 from dla.errors import DLAError
 from dla.models import create_model
+from dla.models._paper import PAPER_FIGURES
 from dla.models.densenet import DenseBlock
 
 # torchvision's published parameter counts of its ImageNet DenseNets (the models' documentation pages)
@@ -36,7 +37,8 @@ def test_state_dict_keys_follow_torchvision():
 def test_published_cfg_is_torchvisions():
     cfg = create_model("densenet169", num_classes=0).pretrained_cfg
     assert cfg.url == "https://download.pytorch.org/models/densenet169-b2777c0a.pth" and cfg.hash_prefix == "b2777c0a"
-    assert (cfg.first_conv, cfg.classifier, cfg.paper_params) == ("features.conv0", "classifier", 13.0)
+    paper_params = PAPER_FIGURES["densenet169"].params
+    assert (cfg.first_conv, cfg.classifier, paper_params) == ("features.conv0", "classifier", 13.0)
 
 
 def test_a_torchvision_old_format_file_loads(tmp_path):

@@ -2,6 +2,7 @@
 
 from . import dla, dla_up, resnet, deeplabv3, densenet, ladder_densenet, dfanet  # noqa: F401, I001  (registers the variants, DLA first)
 from ._features import FeatureInfo, FeatureListNet
+from ._outputs import AuxOutput
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import create_model, list_models, register_model
 from .dla import DLA
@@ -10,6 +11,7 @@ from .densenet import DenseNet
 from .resnet import ResNet
 
 __all__ = [
+    "AuxOutput",
     "DLA",
     "DLASeg",
     "DLAUp",

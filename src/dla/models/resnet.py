@@ -14,13 +14,14 @@ dilation; the first block of a dilated stage keeps the previous rate, as torchvi
 and evaluates at 8, Sec. 4.2): the weights do not depend on them.
 """
 
-from typing import List, Optional, Sequence, Type, Union
+from typing import List, Optional, Sequence, Tuple, Type, Union
 
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo
+from ._features import FeatureInfo, Indices, Levels, run_levels
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
 
@@ -166,7 +167,7 @@ class ResNet(nn.Module):
         self.layer4 = make_stage(block, widths[2], 512, layers[3], 2)
         self.num_features = 512 * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = create_classifier(self.num_features, num_classes)
         self.widths = widths
         self.set_output_stride(output_stride)
         init_conv_bn(self)
@@ -193,21 +194,25 @@ class ResNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = create_classifier(self.num_features, num_classes)
 
-    def forward_levels(self, x: Tensor) -> List[Tensor]:
-        """The stem's map (stride 2) and the four stages' maps (strides 4, 8, 16, 32, capped at output_stride)."""
-        stem = self.relu(self.bn1(self.conv1(x)))
-        maps = [stem]
-        x = self.maxpool(stem)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            maps.append(x)
-        return maps
+    def levels(self) -> Levels:
+        """The five levels (``Levels``): the stem (``conv1``, ``bn1``, ``relu``), then the max-pool and
+        ``layer1``, and ``layer2``-``layer4``."""
+        return [(self.conv1, self.bn1, self.relu), (self.maxpool, self.layer1), (self.layer2,), (self.layer3,), (self.layer4,)]
+
+    def forward_intermediates(
+        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False
+    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+        """The maps of the selected levels (``Indices``): the stem's ``(N, 64, H / 2, W / 2)`` and the four
+        stages' at strides 4, 8, 16, 32 (capped at ``output_stride``), after ``layer4``'s map
+        (``forward_features``) unless ``intermediates_only``."""
+        x, intermediates = run_levels(self.levels(), x, indices, stop_early)
+        return intermediates if intermediates_only else (x, intermediates)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``(N, in_chans, H, W) -> (N, num_features, H / output_stride, W / output_stride)``."""
-        return self.forward_levels(x)[-1]
+        return run_levels(self.levels(), x, indices=1)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
