@@ -103,6 +103,7 @@ def test_split_blocks_add_levels_and_no_keys():
     assert list(split.state_dict()) == list(plain.state_dict())
     assert split.feature_info.channels() == [64, 256, 512, 1024, 512 + 8 * 32, 1024]
     assert split.feature_info.reduction() == [2, 4, 8, 16, 32, 64]
-    assert create_model("densenet121", split_blocks=(4,)).forward_features(torch.zeros(1, 3, 97, 131)).shape == (1, 1024, 2, 2)
+    features = create_model("densenet121", split_blocks=(4,)).forward_features(torch.zeros(1, 3, 97, 131))
+    assert features.shape == (1, 1024, 2, 2)
     with pytest.raises(DLAError, match="split_blocks"):
         create_model("densenet121", split_blocks=(5,))

@@ -41,6 +41,19 @@ class PretrainedCfg:
     origin: str = ""
 
 
+def torchvision_cfg(file_name: str, paper_name: str, **kwargs) -> PretrainedCfg:
+    """The cfg of torchvision's ImageNet weights ``file_name`` (``"resnet50-0676ba61"``: the name ends with the
+    file's SHA-256 prefix); ``kwargs`` set the other fields (``first_conv``, ``classifier``)."""
+    return PretrainedCfg(
+        url=f"https://download.pytorch.org/models/{file_name}.pth",
+        hash_prefix=file_name.rsplit("-", 1)[1],
+        license="BSD-3-Clause",
+        paper_name=paper_name,
+        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
+        **kwargs,
+    )
+
+
 def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:
     """Load weights into ``model`` in place.
 

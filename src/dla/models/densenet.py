@@ -35,7 +35,7 @@ from ..errors import DLAError
 from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
 from ._features import FeatureInfo, Indices, Levels, run_levels
-from ._pretrained import PretrainedCfg
+from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
 # torchvision's old names: ``denselayer3.norm.1.weight`` is ``denselayer3.norm1.weight`` today
@@ -164,14 +164,12 @@ class DenseNet(nn.Module):
             raise DLAError(f"split_blocks {list(split_blocks)}: dense blocks are 1-{len(blocks)}")
         self.split_blocks = tuple(sorted(split_blocks))
         levels = [dict(num_chs=self.features.conv0.out_channels, reduction=2, module="features.relu0")]
-        reduction = 4
         for i, block in enumerate(blocks, start=1):
-            name = f"features.denseblock{i}" if i < len(blocks) else "features.norm5"
-            if i in self.split_blocks:
-                levels.append(dict(num_chs=block.width(len(block) // 2), reduction=reduction, module=f"features.denseblock{i}"))
-                reduction *= 2
-            levels.append(dict(num_chs=block.width(), reduction=reduction, module=name))
-            reduction *= 2
+            name = f"features.denseblock{i}"
+            widths = [block.width(len(block) // 2), block.width()] if i in self.split_blocks else [block.width()]
+            for width in widths:
+                levels.append(dict(num_chs=width, reduction=2 * levels[-1]["reduction"], module=name))
+        levels[-1]["module"] = "features.norm5"
         self.feature_info = FeatureInfo(levels)
 
     def filter_checkpoint(self, state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -225,21 +223,11 @@ class DenseNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(file_name: str, paper_name: str) -> PretrainedCfg:
-    return PretrainedCfg(
-        url=f"https://download.pytorch.org/models/{file_name}.pth",
-        hash_prefix=file_name.rsplit("-", 1)[1],
-        first_conv="features.conv0",
-        classifier="classifier",
-        license="BSD-3-Clause",
-        paper_name=paper_name,
-        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
-    )
-
+_LAYOUT = dict(first_conv="features.conv0", classifier="classifier")
 
 default_cfgs = {
-    "densenet121": _cfg("densenet121-a639ec97", "DenseNet-121"),
-    "densenet169": _cfg("densenet169-b2777c0a", "DenseNet-169"),
+    "densenet121": torchvision_cfg("densenet121-a639ec97", "DenseNet-121", **_LAYOUT),
+    "densenet169": torchvision_cfg("densenet169-b2777c0a", "DenseNet-169", **_LAYOUT),
 }
 
 

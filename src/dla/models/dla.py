@@ -122,7 +122,7 @@ class DLA(nn.Module):
 
     def levels(self) -> Levels:
         """The six levels (``Levels``): ``base_layer`` and level 0, then levels 1-5."""
-        return [(self.base_layer, self.level0), (self.level1,), (self.level2,), (self.level3,), (self.level4,), (self.level5,)]
+        return [(self.base_layer, self.level0)] + [(getattr(self, f"level{i}"),) for i in range(1, 6)]
 
     def forward_intermediates(
         self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False

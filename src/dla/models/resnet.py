@@ -22,7 +22,7 @@ from ..errors import DLAError
 from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
 from ._features import FeatureInfo, Indices, Levels, run_levels
-from ._pretrained import PretrainedCfg
+from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
 
@@ -199,7 +199,8 @@ class ResNet(nn.Module):
     def levels(self) -> Levels:
         """The five levels (``Levels``): the stem (``conv1``, ``bn1``, ``relu``), then the max-pool and
         ``layer1``, and ``layer2``-``layer4``."""
-        return [(self.conv1, self.bn1, self.relu), (self.maxpool, self.layer1), (self.layer2,), (self.layer3,), (self.layer4,)]
+        stem = (self.conv1, self.bn1, self.relu)
+        return [stem, (self.maxpool, self.layer1), (self.layer2,), (self.layer3,), (self.layer4,)]
 
     def forward_intermediates(
         self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False
@@ -223,23 +224,12 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(file_name: str, paper_name: str) -> PretrainedCfg:
-    return PretrainedCfg(
-        url=f"https://download.pytorch.org/models/{file_name}.pth",
-        hash_prefix=file_name.rsplit("-", 1)[1],
-        first_conv="conv1",
-        license="BSD-3-Clause",
-        paper_name=paper_name,
-        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
-    )
-
-
 default_cfgs = {
-    "resnet18": _cfg("resnet18-f37072fd", "ResNet-18"),
-    "resnet34": _cfg("resnet34-b627a593", "ResNet-34"),
-    "resnet50": _cfg("resnet50-0676ba61", "ResNet-50"),
-    "resnet101": _cfg("resnet101-63fe2227", "ResNet-101"),
-    "resnet152": _cfg("resnet152-394f9c45", "ResNet-152"),
+    "resnet18": torchvision_cfg("resnet18-f37072fd", "ResNet-18", first_conv="conv1"),
+    "resnet34": torchvision_cfg("resnet34-b627a593", "ResNet-34", first_conv="conv1"),
+    "resnet50": torchvision_cfg("resnet50-0676ba61", "ResNet-50", first_conv="conv1"),
+    "resnet101": torchvision_cfg("resnet101-63fe2227", "ResNet-101", first_conv="conv1"),
+    "resnet152": torchvision_cfg("resnet152-394f9c45", "ResNet-152", first_conv="conv1"),
 }
 
 
