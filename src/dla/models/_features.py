@@ -75,7 +75,9 @@ def feature_take_indices(num_levels: int, indices: Indices = None) -> Tuple[List
     return take, max(take)
 
 
-def run_levels(levels: Levels, x: Tensor, indices: Indices = None, stop_early: bool = False) -> Tuple[Tensor, List[Tensor]]:
+def run_levels(
+    levels: Levels, x: Tensor, indices: Indices = None, stop_early: bool = False
+) -> Tuple[Tensor, List[Tensor]]:
     """Run a backbone's ``levels`` on ``x``: the last map computed and the maps of the selected levels.
 
     Without ``stop_early`` every level runs and the first result is the deepest level's map; with it the
@@ -108,7 +110,8 @@ class FeatureListNet(nn.Module):
         super().__init__()
         self.feature_info = model.feature_info.select(out_indices)
         self.pretrained_cfg = model.pretrained_cfg
-        deepest = model.feature_info.levels[max(self.feature_info.out_indices)]["module"].split(".")[0]
+        _, deepest_level = feature_take_indices(len(model.feature_info.levels), self.feature_info.out_indices)
+        deepest = model.feature_info.levels[deepest_level]["module"].split(".")[0]
         for name, module in model.named_children():
             self.add_module(name, module)
             if name == deepest:
