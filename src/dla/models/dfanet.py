@@ -165,10 +165,10 @@ class XceptionBackbone(nn.Module):
         self.enc3 = encoder_stage(stage_inputs[1], c3, DEPTHS[1])
         self.enc4 = encoder_stage(stage_inputs[2], c4, DEPTHS[2])
         self.attention = FCAttention(c4) if fc_attention else nn.Identity()
-        first_stride = 8 if cascaded else 4
+        reductions = (8, 16, 32, 32) if cascaded else (4, 8, 16, 16)
         self.feature_info = FeatureInfo(stem + [
-            dict(num_chs=c, reduction=first_stride * 2**min(i, 2), module=name)
-            for i, (c, name) in enumerate(zip((c2, c3, c4, c4), ("enc2", "enc3", "enc4", "attention")))
+            dict(num_chs=c, reduction=r, module=name)
+            for c, r, name in zip((c2, c3, c4, c4), reductions, ("enc2", "enc3", "enc4", "attention"))
         ])
         self.pretrained_cfg = PretrainedCfg(first_conv="conv1.0", classifier="attention",
                                             paper_name=f"Xception {_variant(widths)}")
