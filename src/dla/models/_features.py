@@ -1,12 +1,13 @@
 """The feature contract of every backbone (timm's): ``feature_info`` describes its levels,
 ``forward_intermediates`` returns their maps, and ``FeatureListNet`` is a backbone used as a feature extractor.
 
-A backbone (DLA, ResNet, DenseNet, DFANet's Xception) lists its levels, shallow to deep, as the layers that
-compute each from the previous one (``Levels``); ``run_levels`` runs them for ``forward_intermediates``,
-``forward_features`` and ``FeatureListNet`` alike, so the three always agree.
+A backbone (DLA, ResNet, DenseNet, DFANet's Xception: a ``Backbone``) lists its levels, shallow to deep, as
+the layers that compute each from the previous one (``levels()``); ``run_levels`` runs them for
+``forward_intermediates`` and ``forward_features`` alike, which ``FeatureListNet`` and every head use, so
+all agree.
 """
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
@@ -93,6 +94,36 @@ def run_levels(
     return x, [maps[i] for i in take]
 
 
+class Backbone(nn.Module):
+    """A network of levels (``levels()``, described by ``feature_info``) with timm's feature contract.
+
+    ``forward_intermediates(x, indices=None, stop_early=False, intermediates_only=False)`` returns the last
+    map and the maps of the selected levels (``Indices``), or those maps alone; ``forward_features(x)`` the
+    deepest level's map. Keyword arguments beyond these go to ``levels`` (a cascaded DFANet backbone's
+    ``previous`` maps). A subclass builds its modules and ``feature_info`` and says how they make the levels.
+    """
+
+    feature_info: FeatureInfo
+
+    def levels(self, **level_args: Any) -> Levels:
+        """Level ``i``'s layers, applied in order to level ``i - 1``'s map (to the input for level 0)."""
+        raise NotImplementedError
+
+    def forward_intermediates(
+        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False,
+        **level_args: Any,
+    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+        """``(N, C, H, W) ->`` (the last map computed, the selected levels' maps) or, with
+        ``intermediates_only``, the maps alone; level ``i`` is ``(N, channels[i], ~H / reduction[i],
+        ~W / reduction[i])`` (``feature_info``)."""
+        x, intermediates = run_levels(self.levels(**level_args), x, indices, stop_early)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def forward_features(self, x: Tensor, **level_args: Any) -> Tensor:
+        """The deepest level's map, ``(N, channels[-1], ~H / reduction[-1], ~W / reduction[-1])``."""
+        return run_levels(self.levels(**level_args), x, indices=1)[0]
+
+
 class FeatureListNet(nn.Module):
     """A backbone cut after its deepest selected level; ``forward`` returns the selected levels' maps.
 
@@ -106,7 +137,7 @@ class FeatureListNet(nn.Module):
     (sizes rounded as the backbone rounds them).
     """
 
-    def __init__(self, model: nn.Module, out_indices: Sequence[int] = (1, 2, 3, 4, 5)) -> None:
+    def __init__(self, model: Backbone, out_indices: Sequence[int] = (1, 2, 3, 4, 5)) -> None:
         super().__init__()
         self.feature_info = model.feature_info.select(out_indices)
         self.pretrained_cfg = model.pretrained_cfg
@@ -122,4 +153,4 @@ class FeatureListNet(nn.Module):
         return self.forward_intermediates(x, self.feature_info.out_indices, stop_early=True, intermediates_only=True)
 
 
-__all__ = ["FeatureInfo", "FeatureListNet", "Indices", "Levels", "feature_take_indices", "run_levels"]
+__all__ = ["Backbone", "FeatureInfo", "FeatureListNet", "Indices", "Levels", "feature_take_indices", "run_levels"]

@@ -25,7 +25,7 @@ in scale), a zero linear bias, as torchvision.
 import re
 from collections import OrderedDict
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..errors import DLAError
 from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo, Indices, Levels, run_levels
+from ._features import Backbone, FeatureInfo, Levels
 from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
@@ -98,7 +98,7 @@ class Transition(nn.Sequential):
         ))
 
 
-class DenseNet(nn.Module):
+class DenseNet(Backbone):
     """A DenseNet-BC with torchvision's layout.
 
     Args:
@@ -185,8 +185,10 @@ class DenseNet(nn.Module):
         self.classifier = create_classifier(self.num_features, num_classes)
 
     def levels(self) -> Levels:
-        """The levels (``Levels``): the stem up to ``relu0``; each dense block after its entry (``pool0`` or
-        the previous transition), a split block as two levels; the last one ends with ``norm5`` and ReLU."""
+        """The levels (``Levels``): the stem up to ``relu0``, ``(N, 64, H / 2, W / 2)``; each dense block after
+        its entry (``pool0`` or the previous transition), a split block as two levels; the last one ends with
+        ``norm5`` and ReLU: ``forward_features`` gives ``(N, num_features, H / 32, W / 32)`` (stride 64 with one
+        split block, 128 with two)."""
         features = self.features
         levels: Levels = [(features.conv0, features.norm0, features.relu0)]
         entry: Callable[[Tensor], Tensor] = features.pool0
@@ -199,20 +201,6 @@ class DenseNet(nn.Module):
             entry = getattr(features, f"transition{i}", None)
         levels[-1] = (*levels[-1], features.norm5, F.relu)
         return levels
-
-    def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
-        """The maps of the selected levels (``Indices``): the stem's ``(N, 64, H / 2, W / 2)``, then each dense
-        block's (``feature_info``; the last after ``norm5`` and ReLU), after the last level's map
-        (``forward_features``) unless ``intermediates_only``."""
-        x, intermediates = run_levels(self.levels(), x, indices, stop_early)
-        return intermediates if intermediates_only else (x, intermediates)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W) -> (N, num_features, H / 32, W / 32)``, after ``norm5`` and ReLU (stride 64 with
-        one split block, 128 with two)."""
-        return run_levels(self.levels(), x, indices=1)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""

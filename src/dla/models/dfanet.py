@@ -40,7 +40,7 @@ running statistics (``layers.norm.PooledBatchNorm``).
 
 import os
 from functools import partial
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +50,7 @@ from ..layers.conv_bn_act import ConvBnAct
 from ..layers.norm import PooledBatchNorm
 from ..layers.upsample import resize_like
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo, Indices, Levels, run_levels
+from ._features import Backbone, FeatureInfo, Levels
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import register_model
 
@@ -135,7 +135,7 @@ def _concat(previous: Tensor, x: Tensor) -> Tensor:
     return torch.cat([x, previous], dim=1)
 
 
-class XceptionBackbone(nn.Module):
+class XceptionBackbone(Backbone):
     """Modified Xception A or B (Table 1) with the FC attention: Table 2's "Backbone" (its "Xception" without).
 
     The first backbone (``cascaded=False``) has ``conv1``; a cascaded one starts from the previous backbone
@@ -175,8 +175,9 @@ class XceptionBackbone(nn.Module):
         init_conv_bn(self)
 
     def levels(self, previous: Optional[Sequence[Tensor]] = None) -> Levels:
-        """The levels (``Levels``): ``conv1`` and the stages, or, cascaded, each stage after the concatenation
-        with ``previous[i]``; then the FC attention."""
+        """The levels (``Levels``, shapes in the class docstring): ``conv1`` and the stages, or, cascaded (with
+        ``previous``, the previous backbone's ``enc2``-``enc4`` maps), each stage after the concatenation with
+        ``previous[i]``; then the FC attention, whose map ``forward_features`` gives."""
         stages = [(self.enc2,), (self.enc3,), (self.enc4,)]
         if previous is None:
             stages = [(self.conv1,)] + stages
@@ -184,22 +185,8 @@ class XceptionBackbone(nn.Module):
             stages = [(partial(_concat, p), *stage) for p, stage in zip(previous, stages)]
         return stages + [(self.attention,)]
 
-    def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False,
-        previous: Optional[Sequence[Tensor]] = None,
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
-        """The maps of the selected levels (``Indices``; shapes in the class docstring), after the attended
-        output (``forward_features``) unless ``intermediates_only``; ``previous``: the previous backbone's
-        ``enc2``-``enc4`` maps, for a cascaded backbone."""
-        x, intermediates = run_levels(self.levels(previous), x, indices, stop_early)
-        return intermediates if intermediates_only else (x, intermediates)
-
-    def forward_features(self, x: Tensor, previous: Optional[Sequence[Tensor]] = None) -> Tensor:
-        """The attended ``enc4``: ``(N, widths[2], H / 16, W / 16)`` for the first backbone."""
-        return run_levels(self.levels(previous), x, indices=1)[0]
-
     def forward(self, x: Tensor, previous: Optional[Sequence[Tensor]] = None) -> Tensor:
-        return self.forward_features(x, previous)
+        return self.forward_features(x, previous=previous)
 
 
 def _fuse(scorers: nn.ModuleList, maps: Sequence[Tensor]) -> Tensor:

@@ -13,7 +13,7 @@ authors' checkpoints. Pooling adapts to the input size, so any input of at least
 """
 
 from functools import partial
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
@@ -23,7 +23,7 @@ from ..layers.blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock, bl
 from ..layers.classifier import create_classifier
 from ..layers.conv_bn_act import ConvBnAct
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo, Indices, Levels, run_levels
+from ._features import Backbone, FeatureInfo, Levels
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
 
@@ -51,7 +51,7 @@ def _level_strides(output_stride: int) -> List[Tuple[int, int]]:
     return strides
 
 
-class DLA(nn.Module):
+class DLA(Backbone):
     """A DLA classification network.
 
     Args:
@@ -121,20 +121,10 @@ class DLA(nn.Module):
         self.fc = create_classifier(self.num_features, num_classes, conv=True)
 
     def levels(self) -> Levels:
-        """The six levels (``Levels``): ``base_layer`` and level 0, then levels 1-5."""
+        """The six levels (``Levels``): ``base_layer`` and level 0, then levels 1-5; level ``i`` is ``(N,
+        channels[i], H / reduction_i, W / reduction_i)`` and ``forward_features`` gives level 5's map, before
+        pooling."""
         return [(self.base_layer, self.level0)] + [(getattr(self, f"level{i}"),) for i in range(1, 6)]
-
-    def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
-        """The maps of the selected levels (``Indices``; level ``i`` is ``(N, channels[i], H / reduction_i,
-        W / reduction_i)``), after level 5's map (``forward_features``) unless ``intermediates_only``."""
-        x, intermediates = run_levels(self.levels(), x, indices, stop_early)
-        return intermediates if intermediates_only else (x, intermediates)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W) -> (N, channels[5], H / 32, W / 32)`` (level 5, before pooling)."""
-        return run_levels(self.levels(), x, indices=1)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""

@@ -14,14 +14,14 @@ dilation; the first block of a dilated stage keeps the previous rate, as torchvi
 and evaluates at 8, Sec. 4.2): the weights do not depend on them.
 """
 
-from typing import List, Optional, Sequence, Tuple, Type, Union
+from typing import List, Optional, Sequence, Type, Union
 
 from torch import Tensor, nn
 
 from ..errors import DLAError
 from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo, Indices, Levels, run_levels
+from ._features import Backbone, FeatureInfo, Levels
 from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
@@ -130,7 +130,7 @@ def unit_rates(blocks: int, rate: int, previous: int, multi_grid: Optional[Seque
     return [previous] + [rate] * (blocks - 1)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """A ResNet with torchvision's layout.
 
     Args:
@@ -197,23 +197,12 @@ class ResNet(nn.Module):
         self.fc = create_classifier(self.num_features, num_classes)
 
     def levels(self) -> Levels:
-        """The five levels (``Levels``): the stem (``conv1``, ``bn1``, ``relu``), then the max-pool and
-        ``layer1``, and ``layer2``-``layer4``."""
+        """The five levels (``Levels``): the stem (``conv1``, ``bn1``, ``relu``), ``(N, 64, H / 2, W / 2)``, then
+        the max-pool and ``layer1``, and ``layer2``-``layer4``, at strides 4, 8, 16, 32 (capped at
+        ``output_stride``); ``forward_features`` gives ``layer4``'s ``(N, num_features, H / output_stride,
+        W / output_stride)``."""
         stem = (self.conv1, self.bn1, self.relu)
         return [stem, (self.maxpool, self.layer1), (self.layer2,), (self.layer3,), (self.layer4,)]
-
-    def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
-        """The maps of the selected levels (``Indices``): the stem's ``(N, 64, H / 2, W / 2)`` and the four
-        stages' at strides 4, 8, 16, 32 (capped at ``output_stride``), after ``layer4``'s map
-        (``forward_features``) unless ``intermediates_only``."""
-        x, intermediates = run_levels(self.levels(), x, indices, stop_early)
-        return intermediates if intermediates_only else (x, intermediates)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W) -> (N, num_features, H / output_stride, W / output_stride)``."""
-        return run_levels(self.levels(), x, indices=1)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
