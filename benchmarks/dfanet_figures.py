@@ -5,11 +5,11 @@ import torch
 
 from dla.complexity import count_macs, count_params
 from dla.models import create_model
-from dla.models.dfanet import BYTES_PER_PARAM, PAPER_FIGURES
+from dla.models._paper import BYTES_PER_PARAM, DFANET_TABLES
 
 
 def main() -> None:
-    rows = [(key, figures, (1024, 1024)) for key, figures in PAPER_FIGURES.items()]
+    rows = [(key, figures, (1024, 1024)) for key, figures in DFANET_TABLES.items()]
     rows.append((("A", 3, True, True, True), (7.8, 1.7), (512, 1024)))  # Table 5: DFANet A' at 512x1024
     print("| row | input | paper MB | measured MB (params) | paper MACs (G) | measured MACs (G) |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -197,3 +197,27 @@ def test_cardinality_belongs_to_the_instance(order):
     models = [meta_model(name) for name in order]
     for name, model in zip(order, models):
         assert state_dict_layout(model) == read_keys(name), name
+
+
+def test_forward_intermediates_selects_levels():
+    """timm's contract: ``indices`` None (all), an int (the last n) or level indices (negative from the end)."""
+    model = dla.create_model("dla34").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        final, maps = model.forward_intermediates(x)
+        assert [m.shape[1] for m in maps] == list(LEVEL_CHANNELS["dla34"])
+        torch.testing.assert_close(final, model.forward_features(x))
+        last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
+        assert [m.shape[1] for m in last_two] == [256, 512]
+        early, chosen = model.forward_intermediates(x, indices=(1, -3), stop_early=True)
+        assert [m.shape[1] for m in chosen] == [32, 128] and early is chosen[-1]
+    for indices in ((6,), 7, 0, ()):
+        with pytest.raises(dla.DLAError, match="indices"):
+            model.forward_intermediates(x, indices=indices)
+
+
+def test_features_only_keys_are_the_backbones_up_to_the_deepest_level():
+    model = dla.create_model("dla34")
+    features = dla.create_model("dla34", features_only=True, out_indices=(1, 2))
+    kept = ("base_layer", "level0", "level1", "level2")
+    assert list(features.state_dict()) == [key for key in model.state_dict() if key.split(".")[0] in kept]

@@ -9,6 +9,7 @@ from torch import nn
 
 from dla.errors import DLAError
 from dla.models import create_model
+from dla.models._paper import PAPER_FIGURES
 from dla.models.densenet import DenseBlock
 
 # torchvision's published parameter counts of its ImageNet DenseNets (the models' documentation pages)
@@ -36,7 +37,8 @@ def test_state_dict_keys_follow_torchvision():
 def test_published_cfg_is_torchvisions():
     cfg = create_model("densenet169", num_classes=0).pretrained_cfg
     assert cfg.url == "https://download.pytorch.org/models/densenet169-b2777c0a.pth" and cfg.hash_prefix == "b2777c0a"
-    assert (cfg.first_conv, cfg.classifier, cfg.paper_params) == ("features.conv0", "classifier", 13.0)
+    paper_params = PAPER_FIGURES["densenet169"].params
+    assert (cfg.first_conv, cfg.classifier, paper_params) == ("features.conv0", "classifier", 13.0)
 
 
 def test_a_torchvision_old_format_file_loads(tmp_path):
@@ -78,3 +80,30 @@ def test_a_dense_block_split_in_two_is_the_whole_block():
 def test_only_output_stride_32():
     with pytest.raises(DLAError, match="output_stride must be 32"):
         create_model("densenet121", output_stride=16)
+
+
+def test_features_only_loads_a_torchvision_file_and_keeps_its_keys(tmp_path):
+    """The levels nested in ``features`` are reached through ``forward_intermediates``; the keys stay the
+    DenseNet's own (less the classifier), so the ImageNet file loads into the feature extractor."""
+    source = create_model("densenet121").state_dict()
+    path = tmp_path / "densenet121-a639ec97.pth"
+    torch.save(old_format(source), path)
+    features = create_model("densenet121", pretrained=str(path), features_only=True, out_indices=(0, 1, 2, 3, 4))
+    loaded = features.state_dict()
+    assert list(loaded) == [k for k in source if not k.startswith("classifier.")]
+    assert all(torch.equal(v, source[k]) for k, v in loaded.items())
+    shapes = [tuple(m.shape) for m in features.eval()(torch.zeros(1, 3, 64, 96))]
+    assert shapes == [(1, 64, 32, 48), (1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 1024, 2, 3)]
+
+
+def test_split_blocks_add_levels_and_no_keys():
+    """Krešo et al. Sec. 3: DB4 split by a pooling (DB4a, DB4b) puts the last level at 64x; no new weights."""
+    with torch.device("meta"):
+        plain, split = create_model("densenet121"), create_model("densenet121", split_blocks=(4,))
+    assert list(split.state_dict()) == list(plain.state_dict())
+    assert split.feature_info.channels() == [64, 256, 512, 1024, 512 + 8 * 32, 1024]
+    assert split.feature_info.reduction() == [2, 4, 8, 16, 32, 64]
+    features = create_model("densenet121", split_blocks=(4,)).forward_features(torch.zeros(1, 3, 97, 131))
+    assert features.shape == (1, 1024, 2, 2)
+    with pytest.raises(DLAError, match="split_blocks"):
+        create_model("densenet121", split_blocks=(5,))

@@ -7,9 +7,10 @@ import torch
 from dla.complexity import count_macs, count_params
 from dla.errors import DLAError
 from dla.models import create_model
-from dla.models.dfanet import BYTES_PER_PARAM, PAPER_FIGURES, DFANet, XceptionBackbone
+from dla.models._paper import BYTES_PER_PARAM, DFANET_TABLES, dfanet_figures, paper_figures
+from dla.models.dfanet import DFANet, XceptionBackbone
 
-ROWS = [(key, figures, (1024, 1024)) for key, figures in PAPER_FIGURES.items()]
+ROWS = [(key, figures, (1024, 1024)) for key, figures in DFANET_TABLES.items()]
 ROWS.append((("A", 3, True, True, True), (7.8, 1.7), (512, 1024)))  # Table 5: DFANet A', DFANet A at 512x1024
 
 
@@ -34,9 +35,10 @@ def test_params_read_as_counts_are_four_times_the_model():
     # the FC attention's layers on pooled vectors cost none, and the paper describes them as an fc to 1000 and
     # a 1x1 convolution back (0.39M for A). Four bytes per parameter (MB of float32) fits all rows within 10%.
     model = _build("A", 3, True, True, True)
+    paper = paper_figures("dfanet_a")  # the figures `dla models` prints for DFANet A
     assert count_params(model) == pytest.approx(1.93e6, rel=0.01)
-    assert model.pretrained_cfg.paper_params == pytest.approx(7.8 / 4)
-    assert model.pretrained_cfg.paper_macs == 3.4 and model.pretrained_cfg.paper_input_size == (1024, 1024)
+    assert paper.params == pytest.approx(7.8 / 4)
+    assert paper.macs == 3.4 and paper.input_size == (1024, 1024)
     # Table 4 gives DFANet B (B x3+HL+LL) 4.9 MB, Table 5 4.8 MB: both within 10%
     assert BYTES_PER_PARAM * count_params(_build("B", 3, True, True, True)) / 1e6 == pytest.approx(4.9, rel=0.10)
 
@@ -46,7 +48,7 @@ def test_names_and_defaults():
     assert model.pretrained_cfg.paper_name == "DFANet A" and model.block_name == "xception"
     assert _build("B", 2, True, False, True).pretrained_cfg.paper_name == "Backbone B x2+HL"
     assert _build("A", 1, False, False, False).pretrained_cfg.paper_name == "Xception A"
-    assert _build("A", 4, True, True, True).pretrained_cfg.paper_macs is None  # not in the paper
+    assert dfanet_figures("A", 4, True, True, True).macs is None  # not in the paper
     assert model.num_classes == 19 and len(model.cascade) == 2 and isinstance(model.backbone, XceptionBackbone)
 
 

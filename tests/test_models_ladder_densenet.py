@@ -9,7 +9,7 @@ from torch import nn
 
 from dla.errors import DLAError
 from dla.models import create_model
-from dla.models.ladder_densenet import LadderDenseNet, SPPContext
+from dla.models.ladder_densenet import SPPContext, build_ladder_densenet
 
 VARIANTS = [
     ("ladder_densenet121", {}),
@@ -117,4 +117,4 @@ def test_a_checkpoint_with_other_classes_keeps_all_but_the_classifiers(tmp_path)
 ])
 def test_invalid_arguments_raise_dla_error(kwargs, message):
     with pytest.raises(DLAError, match=message):
-        LadderDenseNet(**kwargs)
+        build_ladder_densenet(**kwargs)

@@ -132,3 +132,13 @@ def test_invalid_arguments_raise_dla_error(kwargs):
 def test_segmentation_models_are_not_feature_backbones():
     with pytest.raises(dla.DLAError, match="features_only"):
         meta_model("dla34up", features_only=True)
+
+
+def test_a_built_backbone_is_taken_as_it_is():
+    """``DLASeg.__init__`` takes the built backbone (weights are loaded by the builder, before)."""
+    backbone = dla.create_model("dla46_c")
+    model = dla.DLASeg(backbone, num_classes=3, down_ratio=4)
+    assert model.base is backbone and model.pretrained_cfg.paper_name == "DLA-46-C 4s"
+    assert dla.create_model("dlaup", backbone=backbone, num_classes=3).base is backbone
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 45, 61)).shape == (1, 3, 45, 61)

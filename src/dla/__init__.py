@@ -2,11 +2,22 @@
 
 from .aggregation import HDA, IDA, AggregationNode, IDAUp
 from .errors import DLAError
-from .models import DLA, DLASeg, FeatureInfo, PretrainedCfg, create_model, list_models, load_pretrained, register_model
+from .models import (
+    DLA,
+    AuxOutput,
+    DLASeg,
+    FeatureInfo,
+    PretrainedCfg,
+    create_model,
+    list_models,
+    load_pretrained,
+    register_model,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuxOutput",
     "DLA",
     "HDA",
     "IDA",

@@ -22,7 +22,9 @@ from .tasks.boundaries import format_boundary_scores
 
 def cmd_models(args: argparse.Namespace) -> None:
     """Print the registered models: name, the paper's name, block, parameters, multiply-adds, and the paper's
-    own figures next to ours at the paper's input size where the paper gives them."""
+    own figures (``models._paper``) next to ours at the paper's input size where the paper gives them."""
+    from .models._paper import paper_figures  # only the models table reads the papers' figures
+
     names = list_models(args.pattern)
     if not names:
         raise DLAError(f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}")
@@ -33,16 +35,16 @@ def cmd_models(args: argparse.Namespace) -> None:
     for name in names:
         with torch.device("meta"):
             model = create_model(name).eval()
-        cfg = model.pretrained_cfg
-        paper_size = cfg.paper_input_size
+        paper = paper_figures(name)
+        paper_size = paper.input_size
         rows.append([
             name,
-            cfg.paper_name,
+            model.pretrained_cfg.paper_name,
             getattr(model, "block_name", ""),
             f"{count_params(model) / 1e6:.2f}",
             f"{count_macs(model, (1, 3, size, size)) / 1e9:.3f}",
-            "" if cfg.paper_params is None else f"{cfg.paper_params:g}",
-            "" if cfg.paper_macs is None else f"{cfg.paper_macs:g} at {paper_size[0]}x{paper_size[1]}",
+            "" if paper.params is None else f"{paper.params:g}",
+            "" if paper.macs is None else f"{paper.macs:g} at {paper_size[0]}x{paper_size[1]}",
             "" if paper_size is None else f"{count_macs(model, (1, 3, *paper_size)) / 1e9:.3f}",
         ])
     print(_table(header, rows, args.format))

@@ -1,6 +1,9 @@
-"""Shared layers: convolution-BatchNorm-ReLU, the residual blocks of Fig. 9, up-sampling and initialisation."""
+"""Shared layers: convolution-BatchNorm-ReLU, the residual blocks of Fig. 9, the classifier, BatchNorm of pooled
+maps, up-sampling and initialisation."""
 
 from .blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock
+from .classifier import create_classifier
 from .conv_bn_act import ConvBnAct
+from .norm import PooledBatchNorm
 
-__all__ = ["BasicBlock", "BlockFactory", "Bottleneck", "ConvBnAct", "SplitBlock"]
+__all__ = ["BasicBlock", "BlockFactory", "Bottleneck", "ConvBnAct", "PooledBatchNorm", "SplitBlock", "create_classifier"]

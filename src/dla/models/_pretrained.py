@@ -37,12 +37,21 @@ class PretrainedCfg:
     first_conv: str = "base_layer.0"
     classifier: Union[str, Tuple[str, ...]] = "fc"  # module(s) re-initialised when num_classes differs
     license: str = ""
-    paper_name: str = ""
+    paper_name: str = ""  # the variant's name in its paper ("DLA-X-46-C"); its figures are in ``_paper``
     origin: str = ""
-    # what the paper reports for this variant, for `dla models` to print next to the measured figures
-    paper_params: Optional[float] = None  # millions of parameters
-    paper_macs: Optional[float] = None  # billions of multiply-adds at paper_input_size
-    paper_input_size: Optional[Tuple[int, int]] = None  # (H, W) of the paper's multiply-add figure
+
+
+def torchvision_cfg(file_name: str, paper_name: str, **kwargs) -> PretrainedCfg:
+    """The cfg of torchvision's ImageNet weights ``file_name`` (``"resnet50-0676ba61"``: the name ends with the
+    file's SHA-256 prefix); ``kwargs`` set the other fields (``first_conv``, ``classifier``)."""
+    return PretrainedCfg(
+        url=f"https://download.pytorch.org/models/{file_name}.pth",
+        hash_prefix=file_name.rsplit("-", 1)[1],
+        license="BSD-3-Clause",
+        paper_name=paper_name,
+        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
+        **kwargs,
+    )
 
 
 def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:

@@ -58,8 +58,10 @@ def create_model(
             pretrained weights of another class count the backbone is loaded and the classifier is freshly
             initialised. ``0`` removes a classifier's head.
         in_chans: input channels; pretrained RGB filters are adapted (summed for 1, tiled otherwise).
-        features_only: return a module whose forward gives the feature maps of ``out_indices``.
-        out_indices: levels (0-5) to return with ``features_only``.
+        features_only: return a ``FeatureListNet`` whose forward gives the feature maps of ``out_indices``
+            (the backbone's ``forward_intermediates``), with the backbone's own state-dict keys.
+        out_indices: levels to return with ``features_only``, indices into ``feature_info`` (DLA: 0-5, ResNet
+            and DenseNet: 0-4).
         output_stride: 32, 16 or 8; the last levels trade stride for dilation below 32. ``None``: the
             model's own (32 for classifiers, 16 for DeepLabv3).
         **kwargs: passed to the model's constructor (``drop_rate``, ...).

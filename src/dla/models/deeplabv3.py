@@ -18,39 +18,24 @@ Output stride at evaluation (Sec. 4.2, Tables 4 and 6): ``set_output_stride(8)``
 into the denser one (the backbone's last stride becomes dilation, the ASPP rates double); no weight changes.
 
 Batch size 1: the image-level branch has one value per channel to normalise in training, where BatchNorm
-cannot estimate statistics; it then uses its running statistics (and does not update them) for that batch.
+cannot estimate statistics; it then uses its running statistics (and does not update them) for that batch
+(``layers.norm.PooledBatchNorm``).
 """
 
-from dataclasses import replace
-from typing import Optional, Sequence, Tuple
+import os
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.conv_bn_act import ConvBnAct
+from ..layers.norm import PooledBatchNorm
 from ..layers.upsample import resize_like
-from ._pretrained import PretrainedCfg, load_pretrained
-from ._registry import model_entrypoint, register_model
+from ._builder import create_backbone
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .resnet import ResNet, set_conv_geometry, set_stage_geometry, stage_rates, unit_rates
-
-
-class PooledBatchNorm(nn.BatchNorm2d):
-    """BatchNorm of the image-level features: running statistics when a training batch has a single image."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        return super().forward(x)
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 1, rate: int = 1) -> nn.Sequential:
-    padding = rate if kernel_size == 3 else 0
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=rate, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class ImagePooling(nn.Sequential):
@@ -72,15 +57,14 @@ class ASPP(nn.Module):
     def __init__(self, in_channels: int, rates: Sequence[int], out_channels: int = 256) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            [_conv_bn_relu(in_channels, out_channels)]
-            + [_conv_bn_relu(in_channels, out_channels, 3, rate) for rate in rates]
+            [ConvBnAct(in_channels, out_channels, 1)]
+            + [ConvBnAct(in_channels, out_channels, 3, dilation=rate) for rate in rates]
             + [ImagePooling(in_channels, out_channels)]
         )
-        self.project = _conv_bn_relu(out_channels * len(self.convs), out_channels)
+        self.project = ConvBnAct(out_channels * len(self.convs), out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
-
 
     def set_rates(self, rates: Sequence[int]) -> None:
         """Dilate the three 3x3 branches by ``rates`` (doubled when the output stride halves)."""
@@ -106,44 +90,40 @@ def aspp_rates(output_stride: int) -> Tuple[int, int, int]:
 class DeepLabV3(nn.Module):
     """DeepLabv3 with ASPP on a dilated ResNet: ``(N, in_chans, H, W) -> (N, num_classes, H, W)`` logits.
 
+    Built by ``build_deeplabv3`` (which looks the ResNet up and loads its weights); the registered
+    constructors call it.
+
     Args:
-        backbone: a registered ResNet name (``"resnet101"``).
+        backbone: a built ``ResNet`` without classifier (``num_classes=0``), with the multi-grid unit rates of
+            block4 (Sec. 3.2.1) if any; the replicas take the same.
         num_classes: output classes (21 for PASCAL VOC).
         output_stride: 16 (the paper's training) or 8; the backbone's last strides become dilation and
             the ASPP rates follow (``aspp_rates``). With ``cascade=n``, up to ``32 * 2**n`` (Table 1).
-        multi_grid: unit rates of block4 and of the replicas (Sec. 3.2.1), e.g. ``(1, 2, 4)``.
         cascade: replicas of block4 appended in cascade (0-3: up to block7, Sec. 3.2).
         head: ``"paper"`` (ASPP, then the 1x1 logits), ``"torchvision"`` (a 3x3 conv-BN-ReLU between them) or
             ``"logits"`` (the 1x1 logits on the last block: the cascaded models of Tables 1-3).
-        pretrained_backbone: ``True``, a path or a URL of ImageNet weights for the ResNet (torchvision's files).
-        in_chans: input channels.
     """
 
-    def __init__(self, backbone: str = "resnet101", num_classes: int = 21, output_stride: int = 16,
-                 multi_grid: Optional[Sequence[int]] = None, cascade: int = 0, head: str = "paper",
-                 pretrained_backbone: object = None, in_chans: int = 3) -> None:
+    def __init__(self, backbone: ResNet, num_classes: int = 21, output_stride: int = 16, cascade: int = 0,
+                 head: str = "paper") -> None:
         super().__init__()
         if head not in ("paper", "torchvision", "logits"):
             raise DLAError(f"head must be 'paper', 'torchvision' or 'logits', got {head!r}")
         if not 0 <= cascade <= 3:
             raise DLAError(f"cascade is the number of replicas of block4 (0-3: up to block7), got {cascade}")
-        self.backbone = model_entrypoint(backbone)(num_classes=0, in_chans=in_chans, multi_grid=multi_grid)
-        if not isinstance(self.backbone, ResNet):
-            raise DLAError(f"the DeepLabv3 backbone must be a ResNet (e.g. 'resnet101'), got {backbone!r}")
-        if pretrained_backbone:
-            load_pretrained(self.backbone, pretrained_backbone)
+        self.backbone = backbone
         self.num_classes = num_classes
-        self.block_name = self.backbone.block_name
-        width = self.backbone.num_features
-        unit = type(self.backbone.layer4[0])
-        self.cascade = nn.Sequential(*[block_replica(unit, width, len(self.backbone.layer4)) for _ in range(cascade)])
+        self.block_name = backbone.block_name
+        width = backbone.num_features
+        unit = type(backbone.layer4[0])
+        self.cascade = nn.Sequential(*[block_replica(unit, width, len(backbone.layer4)) for _ in range(cascade)])
         layers = [] if head == "logits" else [ASPP(width, (6, 12, 18))]
         if head == "torchvision":
-            layers += list(_conv_bn_relu(256, 256, 3))
+            layers += list(ConvBnAct(256, 256, 3))
         layers.append(nn.Conv2d(width if head == "logits" else 256, num_classes, 1))
         self.classifier = nn.Sequential(*layers)
         self.set_output_stride(output_stride)
-        paper_name = f"DeepLabv3-{self.backbone.pretrained_cfg.paper_name}" + (f" block{4 + cascade}" if cascade else "")
+        paper_name = f"DeepLabv3-{backbone.pretrained_cfg.paper_name}" + (f" block{4 + cascade}" if cascade else "")
         self.pretrained_cfg = PretrainedCfg(
             num_classes=num_classes, first_conv="backbone.conv1", classifier=f"classifier.{len(layers) - 1}",
             paper_name=paper_name, license="BSD-3-Clause",
@@ -175,30 +155,44 @@ class DeepLabV3(nn.Module):
         return resize_like(logits, x)
 
 
+def build_deeplabv3(
+    backbone: str = "resnet101",
+    multi_grid: Optional[Sequence[int]] = None,
+    pretrained_backbone: Union[bool, str, "os.PathLike[str]", None] = None,
+    in_chans: int = 3,
+    **kwargs,
+) -> DeepLabV3:
+    """A ``DeepLabV3`` on registered ResNet ``backbone`` (``"resnet101"``), built without classifier, with
+    ``in_chans`` inputs and the ``multi_grid`` unit rates of block4 (e.g. ``(1, 2, 4)``, Sec. 3.2.1);
+    ``pretrained_backbone`` (``True``, a path or a URL) loads its ImageNet weights (torchvision's files).
+    ``kwargs`` go to ``DeepLabV3`` (``num_classes``, ``output_stride``, ``cascade``, ``head``)."""
+    resnet = create_backbone(backbone, ResNet, "DeepLabv3", "resnet101", pretrained_backbone,
+                             num_classes=0, in_chans=in_chans, multi_grid=multi_grid)
+    return DeepLabV3(resnet, **kwargs)
+
+
 @register_model
 def deeplabv3_resnet50(**kwargs) -> DeepLabV3:
     """DeepLabv3 with ResNet-50 (Table 1-3 ablations)."""
-    return DeepLabV3("resnet50", **kwargs)
+    return build_deeplabv3("resnet50", **kwargs)
 
 
 @register_model
 def deeplabv3_resnet101(**kwargs) -> DeepLabV3:
     """DeepLabv3 with ResNet-101 (Tables 5-7: the ASPP model); 58.04M parameters with 21 classes."""
-    model = DeepLabV3("resnet101", **kwargs)
-    model.pretrained_cfg = replace(model.pretrained_cfg, paper_params=58.04)
-    return model
+    return build_deeplabv3("resnet101", **kwargs)
 
 
 @register_model
 def deeplabv3_cascade_resnet50(cascade: int = 3, **kwargs) -> DeepLabV3:
     """DeepLabv3 going deeper: ResNet-50 with block5-7 in cascade and the 1x1 logits (Tables 1, 2)."""
-    return DeepLabV3("resnet50", cascade=cascade, head="logits", **kwargs)
+    return build_deeplabv3("resnet50", cascade=cascade, head="logits", **kwargs)
 
 
 @register_model
 def deeplabv3_cascade_resnet101(cascade: int = 3, **kwargs) -> DeepLabV3:
     """DeepLabv3 going deeper: ResNet-101 with block5-7 (Tables 2-4; the best has Multi_Grid (1, 2, 1))."""
-    return DeepLabV3("resnet101", cascade=cascade, head="logits", **kwargs)
+    return build_deeplabv3("resnet101", cascade=cascade, head="logits", **kwargs)
 
 
-__all__ = ["ASPP", "DeepLabV3", "ImagePooling", "PooledBatchNorm", "aspp_rates", "block_replica"]
+__all__ = ["ASPP", "DeepLabV3", "ImagePooling", "aspp_rates", "block_replica", "build_deeplabv3"]

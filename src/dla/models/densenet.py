@@ -14,27 +14,35 @@ layers per block, DenseNet-169 (6, 12, 32, 32).
 torchvision's published files use older names (``denselayer1.norm.1.weight``, ``conv.2``, ...):
 ``filter_checkpoint`` renames them, and ``load_pretrained`` applies it to every file it reads.
 
-Only ``output_stride=32``: the Ladder DenseNet recovers resolution by upsampling, not by dilation.
+Only ``output_stride=32``: the Ladder DenseNet recovers resolution by upsampling, not by dilation. It
+subsamples further instead: ``split_blocks`` splits dense blocks in halves by a 2x2 average pooling (Krešo et
+al. Sec. 3, DB4a and DB4b), which adds a level and no weights. The levels (``feature_info``,
+``forward_intermediates``) are the stem, every dense block (a split one twice) and, last, ``norm5`` and ReLU.
 Initialisation: ``init_conv_bn`` (Kaiming-normal convolutions, fan-out; torchvision's fan-in differs only
 in scale), a zero linear bias, as torchvision.
 """
 
 import re
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo
-from ._pretrained import PretrainedCfg
+from ._features import Backbone, FeatureInfo, Levels
+from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
 # torchvision's old names: ``denselayer3.norm.1.weight`` is ``denselayer3.norm1.weight`` today
 _OLD_DENSE_LAYER_KEY = re.compile(r"(denselayer\d+\.(?:norm|conv))\.([12])\.")
+
+# "D" of Krešo et al. Fig. 1, splitting a dense block: 2x2 average pooling, sizes rounded up
+_split_pool = partial(F.avg_pool2d, kernel_size=2, stride=2, ceil_mode=True)
 
 
 class DenseLayer(nn.Sequential):
@@ -90,7 +98,7 @@ class Transition(nn.Sequential):
         ))
 
 
-class DenseNet(nn.Module):
+class DenseNet(Backbone):
     """A DenseNet-BC with torchvision's layout.
 
     Args:
@@ -101,15 +109,17 @@ class DenseNet(nn.Module):
         num_classes: classifier outputs; 0 for none (``forward`` then returns pooled features).
         in_chans: input channels.
         output_stride: only 32.
+        split_blocks: dense blocks (1-based) split in halves by a pooling (``set_split_blocks``); none by default.
         pretrained_cfg: the published weights of this variant.
 
     Shapes: ``(N, in_chans, H, W) -> (N, num_classes)``; dense block ``i`` ends at ``H / 2**(i + 1)`` with
-    ``block_widths[i - 1]`` channels (DenseNet-121: 256, 512, 1024, 1024).
+    ``block_widths[i - 1]`` channels (DenseNet-121: 256, 512, 1024, 1024), each split block at twice the
+    stride after it.
     """
 
     def __init__(self, block_config: Sequence[int], growth_rate: int = 32, num_init_features: int = 64,
                  bn_size: int = 4, num_classes: int = 1000, in_chans: int = 3, output_stride: int = 32,
-                 pretrained_cfg: Optional[PretrainedCfg] = None) -> None:
+                 split_blocks: Sequence[int] = (), pretrained_cfg: Optional[PretrainedCfg] = None) -> None:
         super().__init__()
         if output_stride != 32:
             raise DLAError(f"DenseNet has no dilated variant here: output_stride must be 32, got {output_stride}")
@@ -134,16 +144,33 @@ class DenseNet(nn.Module):
                 channels //= 2
         self.features.add_module("norm5", nn.BatchNorm2d(channels))
         self.num_features = channels
-        self.classifier = nn.Linear(channels, num_classes) if num_classes > 0 else nn.Identity()
-        self.feature_info = FeatureInfo(
-            [dict(num_chs=num_init_features, reduction=2, module="features.relu0")]
-            + [dict(num_chs=c, reduction=2 ** (i + 2), module=f"features.denseblock{i + 1}")
-               for i, c in enumerate(self.block_widths[:-1])]
-            + [dict(num_chs=channels, reduction=2 ** (len(block_config) + 1), module="features.norm5")]
-        )
+        self.classifier = create_classifier(channels, num_classes)
+        self.set_split_blocks(split_blocks)
         init_conv_bn(self)
         if num_classes > 0:
             nn.init.zeros_(self.classifier.bias)
+
+    def dense_blocks(self) -> List[DenseBlock]:
+        """``denseblock1``, ``denseblock2``, ... in order."""
+        return [module for module in self.features.children() if isinstance(module, DenseBlock)]
+
+    def set_split_blocks(self, split_blocks: Sequence[int]) -> None:
+        """Split the dense blocks ``split_blocks`` (1-based) in halves by a 2x2 average pooling, DBia, D, DBib
+        (Krešo et al. Sec. 3; DB4 for the Ladder DenseNet, DB3 and DB4 for its "split3+4"). The pooling rounds
+        sizes up, so that small inputs keep a position at every level; it has no weights, so the keys and
+        the ImageNet filters stay. A split block gives two levels, the second at twice the first's stride."""
+        blocks = self.dense_blocks()
+        if not all(1 <= i <= len(blocks) for i in split_blocks):
+            raise DLAError(f"split_blocks {list(split_blocks)}: dense blocks are 1-{len(blocks)}")
+        self.split_blocks = tuple(sorted(split_blocks))
+        levels = [dict(num_chs=self.features.conv0.out_channels, reduction=2, module="features.relu0")]
+        for i, block in enumerate(blocks, start=1):
+            name = f"features.denseblock{i}"
+            widths = [block.width(len(block) // 2), block.width()] if i in self.split_blocks else [block.width()]
+            for width in widths:
+                levels.append(dict(num_chs=width, reduction=2 * levels[-1]["reduction"], module=name))
+        levels[-1]["module"] = "features.norm5"
+        self.feature_info = FeatureInfo(levels)
 
     def filter_checkpoint(self, state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """torchvision's old key names (``denselayer1.norm.1.weight``) to today's (``denselayer1.norm1.weight``)."""
@@ -155,11 +182,25 @@ class DenseNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier = create_classifier(self.num_features, num_classes)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W) -> (N, num_features, H / 32, W / 32)``, after ``norm5`` and ReLU."""
-        return F.relu(self.features(x))
+    def levels(self) -> Levels:
+        """The levels (``Levels``): the stem up to ``relu0``, ``(N, 64, H / 2, W / 2)``; each dense block after
+        its entry (``pool0`` or the previous transition), a split block as two levels; the last one ends with
+        ``norm5`` and ReLU: ``forward_features`` gives ``(N, num_features, H / 32, W / 32)`` (stride 64 with one
+        split block, 128 with two)."""
+        features = self.features
+        levels: Levels = [(features.conv0, features.norm0, features.relu0)]
+        entry: Callable[[Tensor], Tensor] = features.pool0
+        for i, block in enumerate(self.dense_blocks(), start=1):
+            if i in self.split_blocks:
+                half = len(block) // 2
+                levels += [(entry, partial(block, stop=half)), (_split_pool, partial(block, start=half))]
+            else:
+                levels.append((entry, block))
+            entry = getattr(features, f"transition{i}", None)
+        levels[-1] = (*levels[-1], features.norm5, F.relu)
+        return levels
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
@@ -170,22 +211,11 @@ class DenseNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(file_name: str, paper_name: str, paper_params: float) -> PretrainedCfg:
-    return PretrainedCfg(
-        url=f"https://download.pytorch.org/models/{file_name}.pth",
-        hash_prefix=file_name.rsplit("-", 1)[1],
-        first_conv="features.conv0",
-        classifier="classifier",
-        license="BSD-3-Clause",
-        paper_name=paper_name,
-        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
-        paper_params=paper_params,
-    )
-
+_LAYOUT = dict(first_conv="features.conv0", classifier="classifier")
 
 default_cfgs = {
-    "densenet121": _cfg("densenet121-a639ec97", "DenseNet-121", 8.0),
-    "densenet169": _cfg("densenet169-b2777c0a", "DenseNet-169", 13.0),
+    "densenet121": torchvision_cfg("densenet121-a639ec97", "DenseNet-121", **_LAYOUT),
+    "densenet169": torchvision_cfg("densenet169-b2777c0a", "DenseNet-169", **_LAYOUT),
 }
 
 

@@ -31,44 +31,33 @@ works.
 The paper's figures: multiply-adds as counted by ``dla.complexity`` match Tables 2-5 within 10%; its "Params"
 column is read as megabytes of float32 weights, four bytes per parameter (DFANet A: 7.8 MB, 1.95M
 parameters): every row then fits within 10%, whereas read as parameter counts they are all ~4.2 times the
-model's, and the multiply-adds leave no room for the difference (``docs/dfanet.md``, with the table).
+model's, and the multiply-adds leave no room for the difference (``docs/dfanet.md``, with the table; the
+figures are in ``models._paper``).
 
 Batch size 1: the FC attention has one value per channel to normalise in training; its BatchNorm then uses its
-running statistics (``PooledBatchNorm``).
+running statistics (``layers.norm.PooledBatchNorm``).
 """
 
-from typing import List, Optional, Sequence
+import os
+from functools import partial
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import DLAError
 from ..layers.conv_bn_act import ConvBnAct
+from ..layers.norm import PooledBatchNorm
 from ..layers.upsample import resize_like
 from ..layers.weight_init import init_conv_bn
+from ._features import Backbone, FeatureInfo, Levels
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import register_model
-from .deeplabv3 import PooledBatchNorm
 
 XCEPTION_A = (48, 96, 192)  # Table 1: widths of enc2, enc3, enc4
 XCEPTION_B = (32, 64, 128)
 DEPTHS = (4, 6, 4)  # Table 1: blocks of enc2, enc3, enc4
 STEM_WIDTH = 8  # Table 1: conv1
-
-# Tables 2-5 at 1024x1024: (variant, backbones, HL, LL, FC attention) -> (the paper's "Params" in MB, multiply-adds
-# in G); Table 2 gives no size for the backbones alone, Table 5's DFANet A' is DFANet A at 512x1024 (1.7G).
-PAPER_FIGURES = {
-    ("A", 1, False, False, False): (None, 1.6), ("B", 1, False, False, False): (None, 0.83),
-    ("A", 1, False, False, True): (2.1, 1.6), ("A", 2, False, False, True): (4.9, 2.4),
-    ("A", 3, False, False, True): (7.6, 2.6), ("A", 4, False, False, True): (10.2, 2.7),
-    ("B", 1, False, False, True): (1.4, 0.83), ("B", 2, False, False, True): (3.1, 1.2),
-    ("B", 3, False, False, True): (4.7, 1.4), ("B", 4, False, False, True): (6.3, 1.5),
-    ("A", 2, True, False, True): (5.0, 2.5), ("A", 2, True, True, True): (5.1, 3.2),
-    ("A", 3, True, False, True): (7.7, 2.7), ("A", 3, True, True, True): (7.8, 3.4),  # Table 5: DFANet A
-    ("B", 3, True, False, True): (4.9, 1.5), ("B", 3, True, True, True): (4.8, 2.1),  # Table 5: DFANet B (Table 4: 4.9)
-}
-BYTES_PER_PARAM = 4  # the paper's "Params" are megabytes of float32 weights
-
 
 def _variant(widths: Sequence[int]) -> str:
     return {tuple(XCEPTION_A): "A", tuple(XCEPTION_B): "B"}.get(tuple(widths), str(tuple(widths)))
@@ -141,44 +130,63 @@ class FCAttention(nn.Module):
         return x * self.gate(self.bn(self.conv(encoding)))
 
 
-class XceptionBackbone(nn.Module):
+def _concat(previous: Tensor, x: Tensor) -> Tensor:
+    """Sub-stage aggregation (Eq. 1): ``x`` and the previous backbone's map of the same stage, concatenated."""
+    return torch.cat([x, previous], dim=1)
+
+
+class XceptionBackbone(Backbone):
     """Modified Xception A or B (Table 1) with the FC attention: Table 2's "Backbone" (its "Xception" without).
 
     The first backbone (``cascaded=False``) has ``conv1``; a cascaded one starts from the previous backbone
     and its stages from concatenations (Eq. 1), so their first blocks are wider.
 
-    Shapes (first): ``(N, in_chans, H, W) ->`` the outputs of ``enc2``, ``enc3``, ``enc4`` at ``H / 4, H / 8,
-    H / 16`` and the attended ``enc4`` (``widths`` channels; the last two alike). A cascaded backbone maps the
-    previous attended output, up-sampled to ``H / 4``, and the previous backbone's three stage outputs to
-    the same four at ``H / 8, H / 16, H / 32``.
+    Levels (``feature_info``, ``forward_intermediates``): the first backbone's ``conv1``, ``enc2``, ``enc3``,
+    ``enc4`` at ``H / 2, H / 4, H / 8, H / 16`` and the attended ``enc4`` (the backbone's output, alike in
+    shape); a cascaded one's ``enc2``, ``enc3``, ``enc4`` and attended ``enc4`` at ``H / 8, H / 16, H / 32,
+    H / 32``, computed from the previous attended output, up-sampled to ``H / 4``, and the previous
+    backbone's three stage outputs (``previous``).
     """
 
     def __init__(self, widths: Sequence[int], in_chans: int = 3, cascaded: bool = False,
                  fc_attention: bool = True) -> None:
         super().__init__()
         c2, c3, c4 = widths
+        self.widths = tuple(widths)
+        self.fc_attention = fc_attention
         if cascaded:
             stage_inputs = (c4 + c2, c2 + c3, c3 + c4)
+            stem: List[dict] = []
         else:
             self.conv1 = ConvBnAct(in_chans, STEM_WIDTH, 3, stride=2)
             stage_inputs = (STEM_WIDTH, c2, c3)
+            stem = [dict(num_chs=STEM_WIDTH, reduction=2, module="conv1")]
         self.enc2 = encoder_stage(stage_inputs[0], c2, DEPTHS[0])
         self.enc3 = encoder_stage(stage_inputs[1], c3, DEPTHS[1])
         self.enc4 = encoder_stage(stage_inputs[2], c4, DEPTHS[2])
         self.attention = FCAttention(c4) if fc_attention else nn.Identity()
+        reductions = (8, 16, 32, 32) if cascaded else (4, 8, 16, 16)
+        self.feature_info = FeatureInfo(stem + [
+            dict(num_chs=c, reduction=r, module=name)
+            for c, r, name in zip((c2, c3, c4, c4), reductions, ("enc2", "enc3", "enc4", "attention"))
+        ])
         self.pretrained_cfg = PretrainedCfg(first_conv="conv1.0", classifier="attention",
                                             paper_name=f"Xception {_variant(widths)}")
+        init_conv_bn(self)
 
-    def forward(self, x: Tensor, previous: Optional[List[Tensor]] = None) -> List[Tensor]:
+    def levels(self, previous: Optional[Sequence[Tensor]] = None) -> Levels:
+        """The levels (``Levels``, shapes in the class docstring): ``conv1`` and the stages, or, cascaded (with
+        ``previous``, the previous backbone's ``enc2``-``enc4`` maps), each stage after the concatenation with
+        ``previous[i]``; then the FC attention, whose map ``forward_features`` gives."""
+        stages = [(self.enc2,), (self.enc3,), (self.enc4,)]
         if previous is None:
-            x2 = self.enc2(self.conv1(x))
-            x3 = self.enc3(x2)
-            x4 = self.enc4(x3)
+            stages = [(self.conv1,)] + stages
         else:
-            x2 = self.enc2(torch.cat([x, previous[0]], dim=1))
-            x3 = self.enc3(torch.cat([x2, previous[1]], dim=1))
-            x4 = self.enc4(torch.cat([x3, previous[2]], dim=1))
-        return [x2, x3, x4, self.attention(x4)]
+            stages = [(partial(_concat, p), *stage) for p, stage in zip(previous, stages)]
+        return stages + [(self.attention,)]
+
+    def forward(self, x: Tensor, previous: Optional[Sequence[Tensor]] = None) -> Tensor:
+        return self.forward_features(x, previous=previous)
 
 
 def _fuse(scorers: nn.ModuleList, maps: Sequence[Tensor]) -> Tensor:
@@ -215,75 +223,87 @@ class Decoder(nn.Module):
 
 
 class DFANet(nn.Module):
-    """DFANet: ``num_backbones`` aggregated Xception backbones and the decoder (Fig. 3).
+    """DFANet: aggregated Xception backbones and the decoder (Fig. 3).
+
+    Built by ``build_dfanet`` (which builds the backbones and loads the first one's weights); the registered
+    constructors call it.
 
     Args:
-        widths: the channels of ``enc2``-``enc4``: ``XCEPTION_A`` (48, 96, 192) or ``XCEPTION_B`` (32, 64, 128).
-        num_backbones: 1 to 4 (Table 3's "xN"); the paper's DFANet has 3.
+        backbone: the first, ImageNet-pretrainable ``XceptionBackbone`` (its learning rate is the one
+            ``optim.backbone_lr_factor`` scales).
+        cascade: backbones 2 to ``num_backbones`` (``cascaded=True``: their first blocks take concatenations;
+            they start from scratch).
+        num_classes: output classes (19 for Cityscapes).
         high_level: fuse every backbone's high-level output (Table 4's "HL").
         low_level: fuse every backbone's ``enc2`` output (Table 4's "LL").
-        fc_attention: the FC attention at each backbone's tail (Table 2: "Backbone" with, "Xception" without).
-        num_classes: output classes (19 for Cityscapes).
-        in_chans: input channels.
-        output_stride: only 32: resolution is recovered by the decoder, not by dilation.
-        pretrained_backbone: a path or URL of a state dict of the first backbone (``model.backbone``: Xception
-            A or B with its ImageNet ``attention.fc``); no weights are published, so ``True`` raises.
-
-    ``backbone`` is the first, ImageNet-pretrainable backbone (its learning rate is the one
-    ``optim.backbone_lr_factor`` scales); ``cascade`` holds backbones 2 to ``num_backbones``, whose first
-    blocks take concatenations and start from scratch.
 
     Shapes: ``(N, in_chans, H, W) -> (N, num_classes, H, W)`` logits for any ``H, W``.
     """
 
-    def __init__(self, widths: Sequence[int] = XCEPTION_A, num_backbones: int = 3, high_level: bool = True,
-                 low_level: bool = True, fc_attention: bool = True, num_classes: int = 19, in_chans: int = 3,
-                 output_stride: int = 32, pretrained_backbone: object = None) -> None:
+    def __init__(self, backbone: XceptionBackbone, cascade: Sequence[XceptionBackbone], num_classes: int = 19,
+                 high_level: bool = True, low_level: bool = True) -> None:
         super().__init__()
-        if output_stride != 32:
-            raise DLAError(f"DFANet recovers resolution with its decoder, not with dilation: output_stride must "
-                           f"stay 32, got {output_stride}")
-        if not 1 <= num_backbones <= 4:
-            raise DLAError(f"num_backbones must be 1 to 4 (Table 3), got {num_backbones}")
         self.num_classes = num_classes
         self.block_name = "xception"
-        self.backbone = XceptionBackbone(widths, in_chans, fc_attention=fc_attention)
-        self.cascade = nn.ModuleList(
-            [XceptionBackbone(widths, cascaded=True, fc_attention=fc_attention) for _ in range(num_backbones - 1)]
-        )
-        self.decoder = Decoder(widths[2], widths[0], num_backbones, num_classes, high_level, low_level)
-        init_conv_bn(self, skip=list(self.decoder.modules()))  # the class scores keep PyTorch's classifier init
-        if pretrained_backbone:
-            load_pretrained(self.backbone, pretrained_backbone)
-        key = (_variant(widths), num_backbones, high_level, low_level, fc_attention)
-        paper_mb, paper_macs = PAPER_FIGURES.get(key, (None, None))
+        self.backbone = backbone
+        self.cascade = nn.ModuleList(cascade)
+        widths = backbone.widths
+        self.decoder = Decoder(widths[2], widths[0], 1 + len(cascade), num_classes, high_level, low_level)
+        key = (_variant(widths), 1 + len(cascade), high_level, low_level, backbone.fc_attention)
         self.pretrained_cfg = PretrainedCfg(
             num_classes=num_classes, first_conv="backbone.conv1.0", classifier="decoder", paper_name=_paper_name(*key),
-            paper_params=None if paper_mb is None else paper_mb / BYTES_PER_PARAM, paper_macs=paper_macs,
-            paper_input_size=None if paper_macs is None else (1024, 1024),
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        levels = self.backbone(x)
+        levels = self.backbone.forward_intermediates(x, indices=4, intermediates_only=True)  # enc2-enc4, attended
         highs, lows = [levels[3]], [levels[0]]
         for backbone in self.cascade:
-            levels = backbone(resize_like(levels[3], levels[0]), levels[:3])
+            levels = backbone.forward_intermediates(resize_like(levels[3], levels[0]), intermediates_only=True,
+                                                    previous=levels[:3])
             highs.append(levels[3])
             lows.append(levels[0])
         return resize_like(self.decoder(highs, lows), x)
+
+
+def build_dfanet(
+    widths: Sequence[int] = XCEPTION_A,
+    num_backbones: int = 3,
+    fc_attention: bool = True,
+    in_chans: int = 3,
+    output_stride: int = 32,
+    pretrained_backbone: Union[bool, str, "os.PathLike[str]", None] = None,
+    **kwargs,
+) -> DFANet:
+    """A ``DFANet`` of ``num_backbones`` (1 to 4, Table 3's "xN"; the paper's DFANet has 3) Xception backbones
+    of ``widths`` (``XCEPTION_A`` (48, 96, 192) or ``XCEPTION_B`` (32, 64, 128) for ``enc2``-``enc4``), with the
+    FC attention at each one's tail (Table 2: "Backbone" with, "Xception" without). ``pretrained_backbone``: a
+    path or URL of a state dict of the first backbone (Xception A or B with its ImageNet ``attention.fc``); no
+    weights are published, so ``True`` raises. Only ``output_stride=32``: resolution is recovered by the
+    decoder, not by dilation. ``kwargs`` go to ``DFANet`` (``num_classes``, ``high_level``, ``low_level``)."""
+    if output_stride != 32:
+        raise DLAError(f"DFANet recovers resolution with its decoder, not with dilation: output_stride must "
+                       f"stay 32, got {output_stride}")
+    if not 1 <= num_backbones <= 4:
+        raise DLAError(f"num_backbones must be 1 to 4 (Table 3), got {num_backbones}")
+    backbone = XceptionBackbone(widths, in_chans, fc_attention=fc_attention)
+    if pretrained_backbone:
+        load_pretrained(backbone, pretrained_backbone)
+    cascade = [XceptionBackbone(widths, cascaded=True, fc_attention=fc_attention) for _ in range(num_backbones - 1)]
+    return DFANet(backbone, cascade, **kwargs)
 
 
 @register_model
 def dfanet_a(**kwargs) -> DFANet:
     """DFANet A (Tables 4, 5): three Xception A backbones, HL and LL; ``num_backbones``, ``high_level``,
     ``low_level`` and ``fc_attention`` give the ablations of Tables 2-4. DFANet A' is this model at 512x1024."""
-    return DFANet(XCEPTION_A, **kwargs)
+    return build_dfanet(XCEPTION_A, **kwargs)
 
 
 @register_model
 def dfanet_b(**kwargs) -> DFANet:
     """DFANet B (Tables 4, 5): three Xception B backbones, HL and LL; the same ablation arguments as ``dfanet_a``."""
-    return DFANet(XCEPTION_B, **kwargs)
+    return build_dfanet(XCEPTION_B, **kwargs)
 
 
-__all__ = ["DFANet", "Decoder", "FCAttention", "SeparableConv2d", "XceptionBackbone", "XceptionBlock", "encoder_stage"]
+__all__ = ["DFANet", "Decoder", "FCAttention", "SeparableConv2d", "XceptionBackbone", "XceptionBlock", "build_dfanet",
+           "encoder_stage"]

@@ -20,9 +20,10 @@ from torch import Tensor, nn
 from ..aggregation import HDA
 from ..errors import DLAError
 from ..layers.blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock, block_name
+from ..layers.classifier import create_classifier
 from ..layers.conv_bn_act import ConvBnAct
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo
+from ._features import Backbone, FeatureInfo, Levels
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
 
@@ -50,7 +51,7 @@ def _level_strides(output_stride: int) -> List[Tuple[int, int]]:
     return strides
 
 
-class DLA(nn.Module):
+class DLA(Backbone):
     """A DLA classification network.
 
     Args:
@@ -102,7 +103,7 @@ class DLA(nn.Module):
         self.level5 = tree(levels[5], channels[4], channels[5], s5, d5, aggregate_input=True)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate)
-        self.fc = self._classifier(num_classes)
+        self.fc = create_classifier(self.num_features, num_classes, conv=True)
         self.flatten = nn.Flatten(1)
 
         reductions = [1, 2] + [min(2 ** (i + 2), output_stride) for i in range(4)]
@@ -111,29 +112,19 @@ class DLA(nn.Module):
         )
         init_conv_bn(self, skip=(self.fc,))
 
-    def _classifier(self, num_classes: int) -> nn.Module:
-        return nn.Conv2d(self.num_features, num_classes, 1) if num_classes > 0 else nn.Identity()
-
     def get_classifier(self) -> nn.Module:
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
         self.num_classes = num_classes
-        self.fc = self._classifier(num_classes)
+        self.fc = create_classifier(self.num_features, num_classes, conv=True)
 
-    def forward_levels(self, x: Tensor) -> List[Tensor]:
-        """The six levels' maps: level ``i`` is ``(N, channels[i], H / reduction_i, W / reduction_i)``."""
-        x = self.base_layer(x)
-        levels = []
-        for level in (self.level0, self.level1, self.level2, self.level3, self.level4, self.level5):
-            x = level(x)
-            levels.append(x)
-        return levels
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W) -> (N, channels[5], H / 32, W / 32)`` (level 5, before pooling)."""
-        return self.forward_levels(x)[-1]
+    def levels(self) -> Levels:
+        """The six levels (``Levels``): ``base_layer`` and level 0, then levels 1-5; level ``i`` is ``(N,
+        channels[i], H / reduction_i, W / reduction_i)`` and ``forward_features`` gives level 5's map, before
+        pooling."""
+        return [(self.base_layer, self.level0)] + [(getattr(self, f"level{i}"),) for i in range(1, 6)]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
@@ -146,25 +137,21 @@ class DLA(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(name: str, file_hash: str, paper_name: str, paper_params: Optional[float] = None,
-         paper_macs: Optional[float] = None) -> PretrainedCfg:
+def _cfg(name: str, file_hash: str, paper_name: str) -> PretrainedCfg:
     return PretrainedCfg(
         url=f"http://dl.yf.io/dla/models/imagenet/{name}-{file_hash}.pth",
         hash_prefix=file_hash,
         license="BSD-3-Clause",
         paper_name=paper_name,
         origin="https://github.com/ucbdrive/dla (ImageNet-1k, the authors' training)",
-        paper_params=paper_params,
-        paper_macs=paper_macs,
-        paper_input_size=(224, 224) if paper_macs else None,
     )
 
 
 default_cfgs = {
     "dla34": _cfg("dla34", "ba72cf86", "DLA-34"),
-    "dla46_c": _cfg("dla46_c", "2bfd52c3", "DLA-46-C", 1.3, 0.58),  # Table 2's parameters and FMAs
-    "dla46x_c": _cfg("dla46x_c", "d761bae7", "DLA-X-46-C", 1.1, 0.53),
-    "dla60x_c": _cfg("dla60x_c", "b870c45c", "DLA-X-60-C", 1.3, 0.59),
+    "dla46_c": _cfg("dla46_c", "2bfd52c3", "DLA-46-C"),
+    "dla46x_c": _cfg("dla46x_c", "d761bae7", "DLA-X-46-C"),
+    "dla60x_c": _cfg("dla60x_c", "b870c45c", "DLA-X-60-C"),
     "dla60": _cfg("dla60", "24839fc4", "DLA-60"),
     "dla60x": _cfg("dla60x", "d15cacda", "DLA-X-60"),
     "dla102": _cfg("dla102", "d94d9790", "DLA-102"),

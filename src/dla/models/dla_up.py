@@ -23,8 +23,9 @@ from torch import Tensor, nn
 from ..aggregation import IDAUp
 from ..errors import DLAError
 from ..layers.upsample import BilinearUpsample
-from ._pretrained import PretrainedCfg, load_pretrained
-from ._registry import model_entrypoint, register_model
+from ._builder import create_backbone
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .dla import DLA
 
 
@@ -73,15 +74,15 @@ class PaperDecoder(nn.Module):
 class DLASeg(nn.Module):
     """A DLA segmentation network: backbone, IDA-up decoder, 1x1 classifier, frozen bilinear up-sampling.
 
+    Built by ``build_dlaseg`` (which looks the backbone up and loads its weights); the registered
+    constructors call it.
+
     Args:
-        backbone: a registered DLA name (``"dla34"``) or a ``DLA`` instance.
+        backbone: a built ``DLA`` classification network (output stride 32).
         num_classes: output classes.
         down_ratio: 2, 4, 8 or 16: the decoder's output stride (the paper's 2s / 4s / 8s).
         decoder: ``"authors"`` (``DLAUp``, default, loads the authors' weights) or ``"paper"`` (Sec. 4.2).
         decoder_channels: width of the ``"paper"`` decoder (32 in Sec. 4.2).
-        pretrained_backbone: ``True``, a path or a URL of ImageNet weights for the backbone alone.
-        in_chans: input channels.
-        output_stride: only 32: resolution is recovered by the decoder, not by dilation.
 
     The backbone keeps its ImageNet classifier (``base.fc``), unused, as the authors' model does, so
     both their segmentation checkpoints and ImageNet backbone weights load unchanged.
@@ -90,28 +91,11 @@ class DLASeg(nn.Module):
     sizes up, and the decoder and the final up-sampling crop the surplus at the bottom and right.
     """
 
-    def __init__(
-        self,
-        backbone: Union[str, DLA] = "dla34",
-        num_classes: int = 19,
-        down_ratio: int = 2,
-        decoder: str = "authors",
-        decoder_channels: int = 32,
-        pretrained_backbone: Union[bool, str, None] = None,
-        in_chans: int = 3,
-        output_stride: int = 32,
-    ) -> None:
+    def __init__(self, backbone: DLA, num_classes: int = 19, down_ratio: int = 2, decoder: str = "authors",
+                 decoder_channels: int = 32) -> None:
         super().__init__()
         if down_ratio not in (2, 4, 8, 16):
             raise DLAError(f"down_ratio must be 2, 4, 8 or 16, got {down_ratio}")
-        if output_stride != 32:
-            raise DLAError("segmentation models recover resolution with IDA-up: the backbone's output_stride stays 32")
-        if isinstance(backbone, str):
-            backbone = model_entrypoint(backbone)(in_chans=in_chans)
-        if not isinstance(backbone, DLA):
-            raise DLAError(f"the backbone must be a DLA classification network (e.g. 'dla34'), got {type(backbone).__name__}")
-        if pretrained_backbone:
-            load_pretrained(backbone, pretrained_backbone)
         self.num_classes = num_classes
         self.block_name = backbone.block_name
         self.down_ratio = down_ratio
@@ -142,52 +126,69 @@ class DLASeg(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        levels = self.base.forward_levels(x)[self.first_level :]
+        levels = self.base.forward_intermediates(x, indices=range(self.first_level, 6), intermediates_only=True)
         x = self.fc(self.dla_up(levels))
         return self.up(x)[..., :height, :width]
+
+
+def build_dlaseg(
+    backbone: Union[str, DLA] = "dla34",
+    pretrained_backbone: Union[bool, str, None] = None,
+    in_chans: int = 3,
+    output_stride: int = 32,
+    **kwargs,
+) -> DLASeg:
+    """A ``DLASeg`` on ``backbone``: a registered DLA name (``"dla34"``, built with ``in_chans`` inputs) or a
+    built ``DLA``; ``pretrained_backbone`` (``True``, a path or a URL) loads its ImageNet weights. Only
+    ``output_stride=32``: resolution is recovered by the decoder, not by dilation. ``kwargs`` go to
+    ``DLASeg`` (``num_classes``, ``down_ratio``, ``decoder``, ``decoder_channels``)."""
+    if output_stride != 32:
+        raise DLAError("segmentation models recover resolution with IDA-up: the backbone's output_stride stays 32")
+    base = create_backbone(backbone, DLA, "DLASeg", "dla34", pretrained_backbone, in_chans=in_chans)
+    return DLASeg(base, **kwargs)
 
 
 @register_model
 def dlaup(backbone: str = "dla34", **kwargs) -> DLASeg:
     """DLA with IDA up-sampling on any registered DLA backbone (``create_model("dlaup", backbone="dla60x")``)."""
-    return DLASeg(backbone, **kwargs)
+    return build_dlaseg(backbone, **kwargs)
 
 
 @register_model
 def dla34up(**kwargs) -> DLASeg:
     """DLA-34 with IDA-up (Tables 4, 5, 8, 9)."""
-    return DLASeg("dla34", **kwargs)
+    return build_dlaseg("dla34", **kwargs)
 
 
 @register_model
 def dla60up(**kwargs) -> DLASeg:
     """DLA-60 with IDA-up (Table 8)."""
-    return DLASeg("dla60", **kwargs)
+    return build_dlaseg("dla60", **kwargs)
 
 
 @register_model
 def dla102up(**kwargs) -> DLASeg:
     """DLA-102 with IDA-up (Tables 4, 8, 9)."""
-    return DLASeg("dla102", **kwargs)
+    return build_dlaseg("dla102", **kwargs)
 
 
 @register_model
 def dla169up(**kwargs) -> DLASeg:
     """DLA-169 with IDA-up (Tables 4, 8, 9)."""
-    return DLASeg("dla169", **kwargs)
+    return build_dlaseg("dla169", **kwargs)
 
 
 @register_model
 def dla34edge(**kwargs) -> DLASeg:
     """DLA-34 for boundary detection (Sec. 5.4, Tables 6, 7): IDA-up to one boundary logit per pixel;
     ``down_ratio`` 8, 4 or 2 gives the paper's DLA-34 8s, 4s and 2s."""
-    return DLASeg("dla34", **{"num_classes": 1, **kwargs})
+    return build_dlaseg("dla34", **{"num_classes": 1, **kwargs})
 
 
 @register_model
 def dla102edge(**kwargs) -> DLASeg:
     """DLA-102 for boundary detection (Sec. 5.4, Table 6: DLA-102 2s)."""
-    return DLASeg("dla102", **{"num_classes": 1, **kwargs})
+    return build_dlaseg("dla102", **{"num_classes": 1, **kwargs})
 
 
-__all__ = ["DLASeg", "DLAUp", "PaperDecoder"]
+__all__ = ["DLASeg", "DLAUp", "PaperDecoder", "build_dlaseg"]

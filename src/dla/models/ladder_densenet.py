@@ -3,8 +3,11 @@ and a lean ladder-style upsampling path of transition-up blocks (Sec. 3, Fig. 1)
 
 Downsampling path: torchvision's DenseNet-121/169 (``self.backbone``, its keys, so ImageNet files load). Dense
 block 4 is split into halves, DB4a and DB4b, by an extra 2x2 average pooling (``D``), so DB4b ends at 64x
-subsampling; DB4b keeps its ImageNet filters (Sec. 3). The added poolings round sizes up (``ceil_mode``), so
-that small inputs keep at least one position at every level; torchvision's transitions round down.
+subsampling; DB4b keeps its ImageNet filters (Sec. 3). The DenseNet makes the split itself
+(``DenseNet.set_split_blocks``: the halves are two of its levels) and the upsampling path takes its skips and
+the context's input from the DenseNet's ``forward_intermediates``. The added poolings round sizes up
+(``ceil_mode``), so that small inputs keep at least one position at every level; torchvision's transitions
+round down.
 
 Context layer (Sec. 3): DB4b's maps go through DenseNet's own ``norm5`` and ReLU (the pre-activation of the
 first convolution, ImageNet-trained), a 1x1 projection to 512 maps, then BN-ReLU-3x3 convolution with 128
@@ -19,7 +22,7 @@ from every dense block (DB1, DB2, DB3, DB4a): four TUs take the 64x context back
 classifier predicts, bilinearly up-sampled to the input size.
 
 Auxiliary loss (Sec. 5.1): a BN-ReLU-1x1 classifier on the context output, up-sampled to the input size; in
-training ``forward`` returns ``(logits, aux_logits)`` and the engine weights them 0.7 / 0.3.
+training ``forward`` returns ``AuxOutput(logits, aux_logits)`` and the engine weights them 0.7 / 0.3.
 
 Table 1 variants: ``upsampling=False`` is the "DenseNet-121 32x" baseline (no DB4 split, the classifier on the
 context output at 32x; no auxiliary head, its loss being the main one); ``aux=False`` the "single loss";
@@ -27,7 +30,7 @@ context output at 32x; no auxiliary head, its loss being the main one); ``aux=Fa
 the "SPP" context, PSPNet's pyramid pooling (Zhao et al., Sec. 3.3) on the 512-map projection: average
 pooling to 1x1, 2x2, 3x3 and 6x6 bins, BN-ReLU-1x1 conv to 128 maps each, bilinear up-sampling, concatenated
 with the projection (1024 maps) and blended by BN-ReLU-3x3 conv to the context's 128 maps. The pooled maps
-are normalised by ``PooledBatchNorm`` (the 1x1 bin of a single image has one value per channel).
+are normalised by ``layers.norm.PooledBatchNorm`` (the 1x1 bin of a single image has one value per channel).
 
 Frozen BatchNorm (Table 4): ``freeze_bn=True`` keeps all BatchNorm layers in inference mode, as the paper
 ("we freeze all BatchNorm layers and put them in inference mode during training"), with fixed running
@@ -38,19 +41,21 @@ Not in the paper's text: the widths of Fig. 1 (the figure is not in the text; se
 pre-activation classifiers. The paper gives no parameter or FLOP counts for the segmentation models.
 """
 
+import os
 from collections import OrderedDict
-from typing import List, Sequence, Tuple, Type, Union
+from typing import List, Sequence, Type, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.norm import PooledBatchNorm
 from ..layers.upsample import resize_like
 from ..layers.weight_init import init_conv_bn
-from ._pretrained import PretrainedCfg, load_pretrained
-from ._registry import model_entrypoint, register_model
-from .deeplabv3 import PooledBatchNorm
+from ._builder import create_backbone
+from ._outputs import AuxOutput
+from ._pretrained import PretrainedCfg
+from ._registry import register_model
 from .densenet import DenseNet
 
 WIDTH = 128  # maps of the context output and of the whole upsampling path (Sec. 3)
@@ -130,59 +135,48 @@ class TransitionUp(nn.Module):
         return self.blend(torch.cat([x, self.project(skip)], dim=1))
 
 
-def _paper_name(backbone: str, aux: bool, upsampling: bool, split3: bool, context: str, freeze_bn: bool) -> str:
+def _paper_name(backbone: DenseNet, aux: bool, upsampling: bool, context: str, freeze_bn: bool) -> str:
     """The configuration's name in Tables 1 and 4 ("LadderDenseNet-169 4x split3+4")."""
-    depth = backbone[len("densenet"):]
+    depth = backbone.pretrained_cfg.paper_name.rsplit("-", 1)[-1]
     if not upsampling:
         return f"DenseNet-{depth} 32x"
-    labels = [(not aux, "single loss"), (split3, "split3+4"), (context == "spp", "SPP"), (freeze_bn, "frozen-BN")]
+    labels = [(not aux, "single loss"), (3 in backbone.split_blocks, "split3+4"), (context == "spp", "SPP"),
+              (freeze_bn, "frozen-BN")]
     return " ".join([f"LadderDenseNet-{depth} 4x"] + [label for wanted, label in labels if wanted])
 
 
 class LadderDenseNet(nn.Module):
     """Ladder-style DenseNet: ``(N, in_chans, H, W) -> (N, num_classes, H, W)`` logits, for any ``H, W``.
 
+    Built by ``build_ladder_densenet`` (which looks the DenseNet up, splits its blocks and loads its weights);
+    the registered constructors call it.
+
     Args:
-        backbone: ``"densenet121"`` or ``"densenet169"``.
+        backbone: a built ``DenseNet`` without classifier (``num_classes=0``), its blocks split as the variant
+            wants (``set_split_blocks``): DB4 (Sec. 3), DB3 and DB4 ("split3+4"), none for the 32x baseline.
+            Every level but the stem and the last is a skip; the last is the context's input.
         num_classes: output classes (19 for Cityscapes).
-        in_chans: input channels.
-        output_stride: only 32: resolution is recovered by the upsampling path, not by dilation.
-        pretrained_backbone: ``True``, a path or a URL of ImageNet weights for the DenseNet (torchvision's files,
-            old key names included).
         aux: the auxiliary classifier on the context output (Sec. 5.1); in training ``forward`` then returns
-            ``(logits, aux_logits)``, both at the input size.
-        upsampling: ``False`` for Table 1's 32x baseline: no DB4 split, no TUs, logits from the context output.
-        split3: also split DB3 by a pooling and add a TU (Table 1, "split3+4"): the context is at 128x.
+            ``AuxOutput(logits, aux_logits)``, both at the input size.
+        upsampling: ``False`` for Table 1's 32x baseline: no TUs, logits from the context output.
         context: ``"simple"`` (Sec. 3) or ``"spp"`` (pyramid pooling, Table 1).
         freeze_bn: keep all BatchNorm layers in inference mode and their parameters fixed (Table 4).
     """
 
-    def __init__(self, backbone: str = "densenet121", num_classes: int = 19, in_chans: int = 3,
-                 output_stride: int = 32, pretrained_backbone: Union[bool, str, None] = None, aux: bool = True,
-                 upsampling: bool = True, split3: bool = False, context: str = "simple",
-                 freeze_bn: bool = False) -> None:
+    def __init__(self, backbone: DenseNet, num_classes: int = 19, aux: bool = True, upsampling: bool = True,
+                 context: str = "simple", freeze_bn: bool = False) -> None:
         super().__init__()
-        if output_stride != 32:
-            raise DLAError("the Ladder DenseNet recovers resolution by upsampling: output_stride must be 32, "
-                           f"got {output_stride}")
         if context not in ("simple", "spp"):
             raise DLAError(f"context must be 'simple' or 'spp', got {context!r}")
-        if split3 and not upsampling:
-            raise DLAError("split3 adds a transition-up: it needs upsampling=True")
-        self.backbone = model_entrypoint(backbone)(num_classes=0, in_chans=in_chans)
-        if not isinstance(self.backbone, DenseNet):
-            raise DLAError(f"the Ladder DenseNet backbone must be a DenseNet (e.g. 'densenet121'), got {backbone!r}")
-        if pretrained_backbone:
-            load_pretrained(self.backbone, pretrained_backbone)
+        self.backbone = backbone
         self.num_classes = num_classes
-        self.block_name = self.backbone.block_name
+        self.block_name = backbone.block_name
         self.aux = aux and upsampling
         self.freeze_bn = freeze_bn
-        self.split_blocks = ((3, 4) if split3 else (4,)) if upsampling else ()  # blocks split by a pooling
-        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True)  # "D" of Fig. 1
-        self.context_stride = 2 ** (5 + len(self.split_blocks))
+        self.skip_levels = range(1, len(backbone.feature_info.levels) - 1)  # DB1, DB2, DB3 (DB3a, DB3b), DB4a
+        self.context_stride = backbone.feature_info.reduction(-1)
         context_block = SPPContext if context == "spp" else Context
-        self.context = context_block(self.backbone.num_features)
+        self.context = context_block(backbone.num_features)
         self.transitions_up = nn.ModuleList(
             [TransitionUp(c, WIDTH) for c in reversed(self.skip_channels())] if upsampling else []
         )
@@ -196,20 +190,13 @@ class LadderDenseNet(nn.Module):
                 m.requires_grad_(False)
         self.pretrained_cfg = PretrainedCfg(
             num_classes=num_classes, first_conv="backbone.features.conv0", classifier=tuple(f"{h}.conv" for h in heads),
-            paper_name=_paper_name(backbone, aux, upsampling, split3, context, freeze_bn), license="",
+            paper_name=_paper_name(backbone, aux, upsampling, context, freeze_bn), license="",
         )
         self.train()
 
     def skip_channels(self) -> List[int]:
         """Widths of the skips, finest first: DB1, DB2, DB3 (DB3a, DB3b with ``split3``), DB4a."""
-        widths = []
-        for i in range(1, 5):
-            block = getattr(self.backbone.features, f"denseblock{i}")
-            if i in self.split_blocks:
-                widths.append(block.width(len(block) // 2))
-            if i < 4:
-                widths.append(block.width())
-        return widths
+        return self.backbone.feature_info.select(self.skip_levels).channels()
 
     def _norms(self) -> List[nn.BatchNorm2d]:
         return [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -222,50 +209,62 @@ class LadderDenseNet(nn.Module):
                 m.eval()
         return self
 
-    def forward_down(self, x: Tensor) -> Tuple[List[Tensor], Tensor]:
-        """The downsampling path (Fig. 1, top rail): the skips, finest first, and the deepest block's output
-        after ``norm5`` and ReLU, ``(N, num_features, H / context_stride, W / context_stride)``."""
-        features = self.backbone.features
-        x = features.pool0(features.relu0(features.norm0(features.conv0(x))))
-        skips = []
-        for i in range(1, 5):
-            block = getattr(features, f"denseblock{i}")
-            if i in self.split_blocks:  # DBia, D, DBib (Sec. 3)
-                x = block(x, stop=len(block) // 2)
-                skips.append(x)
-                x = block(self.pool(x), start=len(block) // 2)
-            else:
-                x = block(x)
-            if i < 4:
-                skips.append(x)
-                x = getattr(features, f"transition{i}")(x)
-        return skips, F.relu(features.norm5(x))
+    def forward(self, x: Tensor) -> Union[Tensor, AuxOutput]:
+        """Logits ``(N, num_classes, H, W)``; in training with ``aux``, ``AuxOutput(logits, aux_logits)``.
 
-    def forward(self, x: Tensor) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-        """Logits ``(N, num_classes, H, W)``; in training with ``aux``, ``(logits, aux_logits)``."""
-        skips, features = self.forward_down(x)
+        The downsampling path (Fig. 1, top rail) gives the skips, finest first, and the deepest block's
+        output after ``norm5`` and ReLU, ``(N, num_features, H / context_stride, W / context_stride)``; the
+        TUs take the context back up the skips, coarsest first.
+        """
+        features, skips = self.backbone.forward_intermediates(x, indices=self.skip_levels)
         context = self.context(features)
         y = context
         for transition_up, skip in zip(self.transitions_up, reversed(skips)):
             y = transition_up(y, skip)
         logits = resize_like(self.logits(y), x)
         if self.aux and self.training:
-            return logits, resize_like(self.aux_logits(context), x)
+            return AuxOutput(logits, resize_like(self.aux_logits(context), x))
         return logits
+
+
+def build_ladder_densenet(
+    backbone: str = "densenet121",
+    pretrained_backbone: Union[bool, str, "os.PathLike[str]", None] = None,
+    in_chans: int = 3,
+    output_stride: int = 32,
+    upsampling: bool = True,
+    split3: bool = False,
+    **kwargs,
+) -> LadderDenseNet:
+    """A ``LadderDenseNet`` on registered DenseNet ``backbone`` (``"densenet121"`` or ``"densenet169"``), built
+    without classifier with ``in_chans`` inputs and DB4 split by a pooling (also DB3 with ``split3``, Table
+    1's "split3+4"; none with ``upsampling=False``, its 32x baseline); ``pretrained_backbone`` (``True``, a
+    path or a URL) loads its ImageNet weights (torchvision's files, old key names included). Only
+    ``output_stride=32``. ``kwargs`` go to ``LadderDenseNet`` (``num_classes``, ``aux``, ``context``,
+    ``freeze_bn``)."""
+    if output_stride != 32:
+        raise DLAError("the Ladder DenseNet recovers resolution by upsampling: output_stride must be 32, "
+                       f"got {output_stride}")
+    if split3 and not upsampling:
+        raise DLAError("split3 adds a transition-up: it needs upsampling=True")
+    densenet = create_backbone(backbone, DenseNet, "Ladder DenseNet", "densenet121", pretrained_backbone,
+                               num_classes=0, in_chans=in_chans)
+    densenet.set_split_blocks(((3, 4) if split3 else (4,)) if upsampling else ())
+    return LadderDenseNet(densenet, upsampling=upsampling, **kwargs)
 
 
 @register_model
 def ladder_densenet121(**kwargs) -> LadderDenseNet:
     """LadderDenseNet-121 4x (Table 1: 72.82% mIoU on Cityscapes val at 1024x448; Table 3, from scratch);
     ``upsampling=False`` is Table 1's "DenseNet-121 32x", ``aux=False`` its "single loss"."""
-    return LadderDenseNet("densenet121", **kwargs)
+    return build_ladder_densenet("densenet121", **kwargs)
 
 
 @register_model
 def ladder_densenet169(**kwargs) -> LadderDenseNet:
     """LadderDenseNet-169 4x, Fig. 1 (Table 1: 73.72% mIoU; Tables 4-6); ``split3=True`` and ``context="spp"``
     are Table 1's "split3+4" and "SPP", ``freeze_bn=True`` Table 4's "frozen-BN"."""
-    return LadderDenseNet("densenet169", **kwargs)
+    return build_ladder_densenet("densenet169", **kwargs)
 
 
-__all__ = ["Context", "LadderDenseNet", "PreActConv", "PyramidLevel", "SPPContext", "TransitionUp"]
+__all__ = ["Context", "LadderDenseNet", "PreActConv", "PyramidLevel", "SPPContext", "TransitionUp", "build_ladder_densenet"]

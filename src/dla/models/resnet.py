@@ -19,9 +19,10 @@ from typing import List, Optional, Sequence, Type, Union
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import FeatureInfo
-from ._pretrained import PretrainedCfg
+from ._features import Backbone, FeatureInfo, Levels
+from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
 
@@ -129,7 +130,7 @@ def unit_rates(blocks: int, rate: int, previous: int, multi_grid: Optional[Seque
     return [previous] + [rate] * (blocks - 1)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """A ResNet with torchvision's layout.
 
     Args:
@@ -166,7 +167,7 @@ class ResNet(nn.Module):
         self.layer4 = make_stage(block, widths[2], 512, layers[3], 2)
         self.num_features = 512 * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = create_classifier(self.num_features, num_classes)
         self.widths = widths
         self.set_output_stride(output_stride)
         init_conv_bn(self)
@@ -193,21 +194,15 @@ class ResNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none)."""
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = create_classifier(self.num_features, num_classes)
 
-    def forward_levels(self, x: Tensor) -> List[Tensor]:
-        """The stem's map (stride 2) and the four stages' maps (strides 4, 8, 16, 32, capped at output_stride)."""
-        stem = self.relu(self.bn1(self.conv1(x)))
-        maps = [stem]
-        x = self.maxpool(stem)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            maps.append(x)
-        return maps
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W) -> (N, num_features, H / output_stride, W / output_stride)``."""
-        return self.forward_levels(x)[-1]
+    def levels(self) -> Levels:
+        """The five levels (``Levels``): the stem (``conv1``, ``bn1``, ``relu``), ``(N, 64, H / 2, W / 2)``, then
+        the max-pool and ``layer1``, and ``layer2``-``layer4``, at strides 4, 8, 16, 32 (capped at
+        ``output_stride``); ``forward_features`` gives ``layer4``'s ``(N, num_features, H / output_stride,
+        W / output_stride)``."""
+        stem = (self.conv1, self.bn1, self.relu)
+        return [stem, (self.maxpool, self.layer1), (self.layer2,), (self.layer3,), (self.layer4,)]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""
@@ -218,23 +213,12 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(file_name: str, paper_name: str) -> PretrainedCfg:
-    return PretrainedCfg(
-        url=f"https://download.pytorch.org/models/{file_name}.pth",
-        hash_prefix=file_name.rsplit("-", 1)[1],
-        first_conv="conv1",
-        license="BSD-3-Clause",
-        paper_name=paper_name,
-        origin="torchvision (ImageNet-1k, IMAGENET1K_V1 weights)",
-    )
-
-
 default_cfgs = {
-    "resnet18": _cfg("resnet18-f37072fd", "ResNet-18"),
-    "resnet34": _cfg("resnet34-b627a593", "ResNet-34"),
-    "resnet50": _cfg("resnet50-0676ba61", "ResNet-50"),
-    "resnet101": _cfg("resnet101-63fe2227", "ResNet-101"),
-    "resnet152": _cfg("resnet152-394f9c45", "ResNet-152"),
+    "resnet18": torchvision_cfg("resnet18-f37072fd", "ResNet-18", first_conv="conv1"),
+    "resnet34": torchvision_cfg("resnet34-b627a593", "ResNet-34", first_conv="conv1"),
+    "resnet50": torchvision_cfg("resnet50-0676ba61", "ResNet-50", first_conv="conv1"),
+    "resnet101": torchvision_cfg("resnet101-63fe2227", "ResNet-101", first_conv="conv1"),
+    "resnet152": torchvision_cfg("resnet152-394f9c45", "ResNet-152", first_conv="conv1"),
 }
 
 
