@@ -24,6 +24,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     """Print the registered models: name, the paper's name, block, parameters, multiply-adds, and the paper's
     own figures (``models._paper``) next to ours at the paper's input size where the paper gives them."""
     from .models._paper import paper_figures  # only the models table reads the papers' figures
+    from .models._pretrained import get_pretrained_cfg
 
     names = list_models(args.pattern)
     if not names:
@@ -39,12 +40,12 @@ def cmd_models(args: argparse.Namespace) -> None:
         paper_size = paper.input_size
         rows.append([
             name,
-            model.pretrained_cfg.paper_name,
+            get_pretrained_cfg(model).paper_name,
             getattr(model, "block_name", ""),
             f"{count_params(model) / 1e6:.2f}",
             f"{count_macs(model, (1, 3, size, size)) / 1e9:.3f}",
             "" if paper.params is None else f"{paper.params:g}",
-            "" if paper.macs is None else f"{paper.macs:g} at {paper_size[0]}x{paper_size[1]}",
+            "" if paper.macs is None or paper_size is None else f"{paper.macs:g} at {paper_size[0]}x{paper_size[1]}",
             "" if paper_size is None else f"{count_macs(model, (1, 3, *paper_size)) / 1e9:.3f}",
         ])
     print(_table(header, rows, args.format))

@@ -7,7 +7,7 @@ the layers that compute each from the previous one (``levels()``); ``run_levels`
 all agree.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, TypedDict, TypeVar, Union, overload
 
 from torch import Tensor, nn
 
@@ -20,6 +20,16 @@ Indices = Union[None, int, Sequence[int]]
 """Which levels ``forward_intermediates`` returns: ``None`` all, an int ``n`` the last ``n``, or level indices
 (negative ones count from the end)."""
 
+T = TypeVar("T")
+
+
+class FeatureLevel(TypedDict):
+    """One level of ``FeatureInfo``: its channels, reduction (stride w.r.t. the input) and module name."""
+
+    num_chs: int
+    reduction: int
+    module: str
+
 
 class FeatureInfo:
     """Channels, reduction (stride w.r.t. the input) and module name of a backbone's levels.
@@ -28,7 +38,7 @@ class FeatureInfo:
     they give one level's value, counted within the selection.
     """
 
-    def __init__(self, levels: List[Dict[str, Union[int, str]]], out_indices: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, levels: List[FeatureLevel], out_indices: Optional[Sequence[int]] = None) -> None:
         self.levels = levels
         self.out_indices = tuple(range(len(levels))) if out_indices is None else tuple(out_indices)
         for i in self.out_indices:
@@ -38,23 +48,38 @@ class FeatureInfo:
     def select(self, out_indices: Sequence[int]) -> "FeatureInfo":
         return FeatureInfo(self.levels, out_indices)
 
-    def get(self, key: str, idx: Optional[int] = None) -> Union[list, int, str]:
-        values = [self.levels[i][key] for i in self.out_indices]
-        return values if idx is None else values[idx]
+    def get(self, key: Literal["num_chs", "reduction", "module"], idx: Optional[int] = None) -> Union[list, int, str]:
+        return self._pick([self.levels[i][key] for i in self.out_indices], idx)
 
+    @overload
+    def channels(self, idx: None = None) -> List[int]: ...
+    @overload
+    def channels(self, idx: int) -> int: ...
     def channels(self, idx: Optional[int] = None) -> Union[List[int], int]:
-        return self.get("num_chs", idx)
+        return self._pick([self.levels[i]["num_chs"] for i in self.out_indices], idx)
 
+    @overload
+    def reduction(self, idx: None = None) -> List[int]: ...
+    @overload
+    def reduction(self, idx: int) -> int: ...
     def reduction(self, idx: Optional[int] = None) -> Union[List[int], int]:
-        return self.get("reduction", idx)
+        return self._pick([self.levels[i]["reduction"] for i in self.out_indices], idx)
 
+    @overload
+    def module_name(self, idx: None = None) -> List[str]: ...
+    @overload
+    def module_name(self, idx: int) -> str: ...
     def module_name(self, idx: Optional[int] = None) -> Union[List[str], str]:
-        return self.get("module", idx)
+        return self._pick([self.levels[i]["module"] for i in self.out_indices], idx)
+
+    @staticmethod
+    def _pick(values: List[T], idx: Optional[int]) -> Union[List[T], T]:
+        return values if idx is None else values[idx]
 
     def __len__(self) -> int:
         return len(self.out_indices)
 
-    def __getitem__(self, idx: int) -> Dict[str, Union[int, str]]:
+    def __getitem__(self, idx: int) -> FeatureLevel:
         return self.levels[self.out_indices[idx]]
 
     def __repr__(self) -> str:
@@ -105,10 +130,26 @@ class Backbone(nn.Module):
 
     feature_info: FeatureInfo
 
-    def levels(self, **level_args: Any) -> Levels:
-        """Level ``i``'s layers, applied in order to level ``i - 1``'s map (to the input for level 0)."""
+    def levels(self, *args: Any, **level_args: Any) -> Levels:
+        """Level ``i``'s layers, applied in order to level ``i - 1``'s map (to the input for level 0); a
+        subclass takes the arguments it needs (none, or DFANet's ``previous``)."""
         raise NotImplementedError
 
+    @overload
+    def forward_intermediates(
+        self, x: Tensor, indices: Indices = None, stop_early: bool = False, *, intermediates_only: Literal[True],
+        **level_args: Any,
+    ) -> List[Tensor]: ...
+    @overload
+    def forward_intermediates(
+        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: Literal[False] = False,
+        **level_args: Any,
+    ) -> Tuple[Tensor, List[Tensor]]: ...
+    @overload
+    def forward_intermediates(
+        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False,
+        **level_args: Any,
+    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]: ...
     def forward_intermediates(
         self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False,
         **level_args: Any,
@@ -153,4 +194,4 @@ class FeatureListNet(nn.Module):
         return self.forward_intermediates(x, self.feature_info.out_indices, stop_early=True, intermediates_only=True)
 
 
-__all__ = ["Backbone", "FeatureInfo", "FeatureListNet", "Indices", "Levels", "feature_take_indices", "run_levels"]
+__all__ = ["Backbone", "FeatureInfo", "FeatureLevel", "FeatureListNet", "Indices", "Levels", "feature_take_indices", "run_levels"]

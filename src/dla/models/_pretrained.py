@@ -54,6 +54,14 @@ def torchvision_cfg(file_name: str, paper_name: str, **kwargs) -> PretrainedCfg:
     )
 
 
+def get_pretrained_cfg(model: nn.Module) -> PretrainedCfg:
+    """``model.pretrained_cfg``, which every registered model has (``register_model``)."""
+    cfg = model.pretrained_cfg
+    if not isinstance(cfg, PretrainedCfg):
+        raise DLAError(f"{type(model).__name__}.pretrained_cfg is a {type(cfg).__name__}, not a PretrainedCfg")
+    return cfg
+
+
 def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:
     """Load weights into ``model`` in place.
 
@@ -63,7 +71,7 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
     unwrapped. When the class count differs the classifier is left freshly initialised; when the model
     has other than 3 input channels the first convolution's RGB filters are adapted.
     """
-    cfg: PretrainedCfg = model.pretrained_cfg
+    cfg = get_pretrained_cfg(model)
     source = os.fspath(source) if isinstance(source, os.PathLike) else source
     if source is True:
         if not cfg.url:
@@ -76,8 +84,9 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
     else:
         raise DLAError(f"pretrained={source!r} is neither True, an existing file, nor a URL")
     state_dict = _read_state_dict(path)
-    if hasattr(model, "filter_checkpoint"):  # a family's own renaming of published keys (torchvision's DenseNet)
-        state_dict = model.filter_checkpoint(state_dict)
+    filter_checkpoint = getattr(model, "filter_checkpoint", None)
+    if filter_checkpoint is not None:  # a family's own renaming of published keys (torchvision's DenseNet)
+        state_dict = filter_checkpoint(state_dict)
     state_dict = _adapt_input_conv(state_dict, cfg.first_conv, model, path)
     heads = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier)
     state_dict = _drop_mismatched_classifier(state_dict, heads, model)

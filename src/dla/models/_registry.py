@@ -66,7 +66,7 @@ def create_model(
             model's own (32 for classifiers, 16 for DeepLabv3).
         **kwargs: passed to the model's constructor (``drop_rate``, ...).
     """
-    from ._features import FeatureListNet
+    from ._features import Backbone, FeatureListNet
     from ._pretrained import load_pretrained
 
     if num_classes is not None:
@@ -77,7 +77,7 @@ def create_model(
     if pretrained:
         load_pretrained(model, pretrained)
     if features_only:
-        if not hasattr(model, "feature_info"):
+        if not isinstance(model, Backbone):
             raise DLAError(f"{name} is not a backbone: features_only=True needs a model with feature_info")
         model = FeatureListNet(model, out_indices)
     return model

@@ -23,7 +23,7 @@ cannot estimate statistics; it then uses its running statistics (and does not up
 """
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +35,7 @@ from ..layers.upsample import resize_like
 from ._builder import create_backbone
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
-from .resnet import ResNet, set_conv_geometry, set_stage_geometry, stage_rates, unit_rates
+from .resnet import Block, ResNet, set_conv_geometry, set_stage_geometry, stage_blocks, stage_rates, unit_rates
 
 
 class ImagePooling(nn.Sequential):
@@ -66,13 +66,23 @@ class ASPP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
 
+    def atrous_convs(self) -> List[nn.Conv2d]:
+        """The 3x3 convolutions of the atrous branches (between the 1x1 branch and the image-level one)."""
+        convs = []
+        for branch in self.convs[1:-1]:
+            conv = branch[0] if isinstance(branch, ConvBnAct) else branch
+            if not isinstance(conv, nn.Conv2d):
+                raise DLAError(f"an atrous ASPP branch starts with a 3x3 convolution, not a {type(conv).__name__}")
+            convs.append(conv)
+        return convs
+
     def set_rates(self, rates: Sequence[int]) -> None:
         """Dilate the three 3x3 branches by ``rates`` (doubled when the output stride halves)."""
-        for branch, rate in zip(self.convs[1:-1], rates):
-            set_conv_geometry(branch[0], 1, rate)
+        for conv, rate in zip(self.atrous_convs(), rates):
+            set_conv_geometry(conv, 1, rate)
 
 
-def block_replica(unit: type, channels: int, blocks: int) -> nn.Sequential:
+def block_replica(unit: Block, channels: int, blocks: int) -> nn.Sequential:
     """A replica of block4 (Sec. 3.2): ``blocks`` units of ``channels`` in and out; the first one's shortcut
     subsamples the identity (a 1x1 max-pool, no weights) so that the replica may stride (output stride > 32)."""
     width = channels // unit.expansion
@@ -115,9 +125,9 @@ class DeepLabV3(nn.Module):
         self.num_classes = num_classes
         self.block_name = backbone.block_name
         width = backbone.num_features
-        unit = type(backbone.layer4[0])
+        unit = type(stage_blocks(backbone.layer4)[0])
         self.cascade = nn.Sequential(*[block_replica(unit, width, len(backbone.layer4)) for _ in range(cascade)])
-        layers = [] if head == "logits" else [ASPP(width, (6, 12, 18))]
+        layers: List[nn.Module] = [] if head == "logits" else [ASPP(width, (6, 12, 18))]
         if head == "torchvision":
             layers += list(ConvBnAct(256, 256, 3))
         layers.append(nn.Conv2d(width if head == "logits" else 256, num_classes, 1))
@@ -139,7 +149,7 @@ class DeepLabV3(nn.Module):
         rates = aspp_rates(output_stride) if aspp is not None else ()
         self.backbone.set_output_stride(min(output_stride, 32))
         stride, rate = self.backbone.output_stride, stage_rates(self.backbone.output_stride)[3]
-        for replica in self.cascade:  # Fig. 3: a replica strides until output_stride, then doubles the rate
+        for replica in self.replicas():  # Fig. 3: a replica strides until output_stride, then doubles the rate
             previous, step = rate, 1
             if stride < output_stride:
                 stride, step = stride * 2, 2
@@ -149,6 +159,10 @@ class DeepLabV3(nn.Module):
         if aspp is not None:
             aspp.set_rates(rates)
         self.output_stride = output_stride
+
+    def replicas(self) -> List[nn.Sequential]:
+        """block5 ... block(4 + cascade), in order."""
+        return [replica for replica in self.cascade if isinstance(replica, nn.Sequential)]
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.classifier(self.cascade(self.backbone.forward_features(x)))

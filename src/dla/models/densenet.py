@@ -25,7 +25,7 @@ in scale), a zero linear bias, as torchvision.
 import re
 from collections import OrderedDict
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..errors import DLAError
 from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import Backbone, FeatureInfo, Levels
+from ._features import Backbone, FeatureInfo, FeatureLevel, Levels
 from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
@@ -69,10 +69,10 @@ class DenseBlock(nn.ModuleDict):
     """
 
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int) -> None:
-        super().__init__(
-            (f"denselayer{i + 1}", DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size))
+        super().__init__({
+            f"denselayer{i + 1}": DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size)
             for i in range(num_layers)
-        )
+        })
         self.in_channels = in_channels
         self.growth_rate = growth_rate
 
@@ -126,6 +126,7 @@ class DenseNet(Backbone):
         self.num_classes = num_classes
         self.block_name = "Dense"
         self.pretrained_cfg = pretrained_cfg or PretrainedCfg(first_conv="features.conv0", classifier="classifier")
+        self.num_init_features = num_init_features
         self.features = nn.Sequential(OrderedDict(
             conv0=nn.Conv2d(in_chans, num_init_features, 7, 2, padding=3, bias=False),
             norm0=nn.BatchNorm2d(num_init_features),
@@ -133,7 +134,7 @@ class DenseNet(Backbone):
             pool0=nn.MaxPool2d(3, 2, padding=1),
         ))
         channels = num_init_features
-        self.block_widths = []
+        self.block_widths: List[int] = []
         for i, num_layers in enumerate(block_config, start=1):
             block = DenseBlock(num_layers, channels, growth_rate, bn_size)
             self.features.add_module(f"denseblock{i}", block)
@@ -147,7 +148,7 @@ class DenseNet(Backbone):
         self.classifier = create_classifier(channels, num_classes)
         self.set_split_blocks(split_blocks)
         init_conv_bn(self)
-        if num_classes > 0:
+        if isinstance(self.classifier, nn.Linear):  # num_classes > 0
             nn.init.zeros_(self.classifier.bias)
 
     def dense_blocks(self) -> List[DenseBlock]:
@@ -163,12 +164,12 @@ class DenseNet(Backbone):
         if not all(1 <= i <= len(blocks) for i in split_blocks):
             raise DLAError(f"split_blocks {list(split_blocks)}: dense blocks are 1-{len(blocks)}")
         self.split_blocks = tuple(sorted(split_blocks))
-        levels = [dict(num_chs=self.features.conv0.out_channels, reduction=2, module="features.relu0")]
+        levels = [FeatureLevel(num_chs=self.num_init_features, reduction=2, module="features.relu0")]
         for i, block in enumerate(blocks, start=1):
             name = f"features.denseblock{i}"
             widths = [block.width(len(block) // 2), block.width()] if i in self.split_blocks else [block.width()]
             for width in widths:
-                levels.append(dict(num_chs=width, reduction=2 * levels[-1]["reduction"], module=name))
+                levels.append(FeatureLevel(num_chs=width, reduction=2 * levels[-1]["reduction"], module=name))
         levels[-1]["module"] = "features.norm5"
         self.feature_info = FeatureInfo(levels)
 
@@ -189,17 +190,19 @@ class DenseNet(Backbone):
         its entry (``pool0`` or the previous transition), a split block as two levels; the last one ends with
         ``norm5`` and ReLU: ``forward_features`` gives ``(N, num_features, H / 32, W / 32)`` (stride 64 with one
         split block, 128 with two)."""
-        features = self.features
-        levels: Levels = [(features.conv0, features.norm0, features.relu0)]
-        entry: Callable[[Tensor], Tensor] = features.pool0
-        for i, block in enumerate(self.dense_blocks(), start=1):
+        layer = self.features.get_submodule
+        blocks = self.dense_blocks()
+        levels: Levels = [(layer("conv0"), layer("norm0"), layer("relu0"))]
+        entry = layer("pool0")
+        for i, block in enumerate(blocks, start=1):
             if i in self.split_blocks:
                 half = len(block) // 2
                 levels += [(entry, partial(block, stop=half)), (_split_pool, partial(block, start=half))]
             else:
                 levels.append((entry, block))
-            entry = getattr(features, f"transition{i}", None)
-        levels[-1] = (*levels[-1], features.norm5, F.relu)
+            if i < len(blocks):
+                entry = layer(f"transition{i}")
+        levels[-1] = (*levels[-1], layer("norm5"), F.relu)
         return levels
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:

@@ -50,7 +50,7 @@ from ..layers.conv_bn_act import ConvBnAct
 from ..layers.norm import PooledBatchNorm
 from ..layers.upsample import resize_like
 from ..layers.weight_init import init_conv_bn
-from ._features import Backbone, FeatureInfo, Levels
+from ._features import Backbone, FeatureInfo, FeatureLevel, Levels
 from ._pretrained import PretrainedCfg, load_pretrained
 from ._registry import register_model
 
@@ -156,18 +156,18 @@ class XceptionBackbone(Backbone):
         self.fc_attention = fc_attention
         if cascaded:
             stage_inputs = (c4 + c2, c2 + c3, c3 + c4)
-            stem: List[dict] = []
+            stem: List[FeatureLevel] = []
         else:
             self.conv1 = ConvBnAct(in_chans, STEM_WIDTH, 3, stride=2)
             stage_inputs = (STEM_WIDTH, c2, c3)
-            stem = [dict(num_chs=STEM_WIDTH, reduction=2, module="conv1")]
+            stem = [FeatureLevel(num_chs=STEM_WIDTH, reduction=2, module="conv1")]
         self.enc2 = encoder_stage(stage_inputs[0], c2, DEPTHS[0])
         self.enc3 = encoder_stage(stage_inputs[1], c3, DEPTHS[1])
         self.enc4 = encoder_stage(stage_inputs[2], c4, DEPTHS[2])
         self.attention = FCAttention(c4) if fc_attention else nn.Identity()
         reductions = (8, 16, 32, 32) if cascaded else (4, 8, 16, 16)
         self.feature_info = FeatureInfo(stem + [
-            dict(num_chs=c, reduction=r, module=name)
+            FeatureLevel(num_chs=c, reduction=r, module=name)
             for c, r, name in zip((c2, c3, c4, c4), reductions, ("enc2", "enc3", "enc4", "attention"))
         ])
         self.pretrained_cfg = PretrainedCfg(first_conv="conv1.0", classifier="attention",
@@ -178,7 +178,7 @@ class XceptionBackbone(Backbone):
         """The levels (``Levels``, shapes in the class docstring): ``conv1`` and the stages, or, cascaded (with
         ``previous``, the previous backbone's ``enc2``-``enc4`` maps), each stage after the concatenation with
         ``previous[i]``; then the FC attention, whose map ``forward_features`` gives."""
-        stages = [(self.enc2,), (self.enc3,), (self.enc4,)]
+        stages: Levels = [(self.enc2,), (self.enc3,), (self.enc4,)]
         if previous is None:
             stages = [(self.conv1,)] + stages
         else:
@@ -191,7 +191,8 @@ class XceptionBackbone(Backbone):
 
 def _fuse(scorers: nn.ModuleList, maps: Sequence[Tensor]) -> Tensor:
     """Each map scored by its convolution and up-sampled to the first map's size, summed."""
-    return sum(resize_like(score(x), maps[0]) for score, x in zip(scorers, maps))
+    scores = [resize_like(score(x), maps[0]) for score, x in zip(scorers, maps)]
+    return sum(scores[1:], scores[0])
 
 
 class Decoder(nn.Module):
@@ -254,10 +255,14 @@ class DFANet(nn.Module):
             num_classes=num_classes, first_conv="backbone.conv1.0", classifier="decoder", paper_name=_paper_name(*key),
         )
 
+    def cascaded_backbones(self) -> List[XceptionBackbone]:
+        """Backbones 2 to ``num_backbones``, in order."""
+        return [backbone for backbone in self.cascade if isinstance(backbone, XceptionBackbone)]
+
     def forward(self, x: Tensor) -> Tensor:
         levels = self.backbone.forward_intermediates(x, indices=4, intermediates_only=True)  # enc2-enc4, attended
         highs, lows = [levels[3]], [levels[0]]
-        for backbone in self.cascade:
+        for backbone in self.cascaded_backbones():
             levels = backbone.forward_intermediates(resize_like(levels[3], levels[0]), intermediates_only=True,
                                                     previous=levels[:3])
             highs.append(levels[3])

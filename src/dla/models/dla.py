@@ -23,7 +23,7 @@ from ..layers.blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock, bl
 from ..layers.classifier import create_classifier
 from ..layers.conv_bn_act import ConvBnAct
 from ..layers.weight_init import init_conv_bn
-from ._features import Backbone, FeatureInfo, Levels
+from ._features import Backbone, FeatureInfo, FeatureLevel, Levels
 from ._pretrained import PretrainedCfg
 from ._registry import register_model
 
@@ -108,7 +108,7 @@ class DLA(Backbone):
 
         reductions = [1, 2] + [min(2 ** (i + 2), output_stride) for i in range(4)]
         self.feature_info = FeatureInfo(
-            [dict(num_chs=c, reduction=r, module=f"level{i}") for i, (c, r) in enumerate(zip(channels, reductions))]
+            [FeatureLevel(num_chs=c, reduction=r, module=f"level{i}") for i, (c, r) in enumerate(zip(channels, reductions))]
         )
         init_conv_bn(self, skip=(self.fc,))
 

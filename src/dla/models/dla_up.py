@@ -111,6 +111,7 @@ class DLASeg(nn.Module):
         scales = [2**i for i in range(len(channels))]
 
         self.base = backbone
+        self.dla_up: Union[DLAUp, PaperDecoder]
         if decoder == "authors":
             self.dla_up = DLAUp(channels, scales)
             head_channels = channels[0]
@@ -119,10 +120,12 @@ class DLASeg(nn.Module):
             head_channels = decoder_channels
         else:
             raise DLAError(f"decoder must be 'authors' or 'paper', got {decoder!r}")
-        self.fc = nn.Sequential(nn.Conv2d(head_channels, num_classes, kernel_size=1))
+        fc = nn.Conv2d(head_channels, num_classes, kernel_size=1)
+        self.fc = nn.Sequential(fc)
         self.up = BilinearUpsample(num_classes, down_ratio, learnable=False)
-        nn.init.kaiming_normal_(self.fc[0].weight, mode="fan_out", nonlinearity="relu")
-        nn.init.zeros_(self.fc[0].bias)
+        nn.init.kaiming_normal_(fc.weight, mode="fan_out", nonlinearity="relu")
+        if fc.bias is not None:  # built with one
+            nn.init.zeros_(fc.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]

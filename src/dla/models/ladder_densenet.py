@@ -222,7 +222,7 @@ class LadderDenseNet(nn.Module):
         for transition_up, skip in zip(self.transitions_up, reversed(skips)):
             y = transition_up(y, skip)
         logits = resize_like(self.logits(y), x)
-        if self.aux and self.training:
+        if self.aux and self.training and self.aux_logits is not None:
             return AuxOutput(logits, resize_like(self.aux_logits(context), x))
         return logits
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..errors import DLAError
 from ..layers.classifier import create_classifier
 from ..layers.weight_init import init_conv_bn
-from ._features import Backbone, FeatureInfo, Levels
+from ._features import Backbone, FeatureInfo, FeatureLevel, Levels
 from ._pretrained import PretrainedCfg, torchvision_cfg
 from ._registry import register_model
 
@@ -31,10 +31,13 @@ def set_conv_geometry(conv: nn.Conv2d, stride: int, dilation: int) -> None:
     conv.stride, conv.dilation, conv.padding = (stride, stride), (dilation, dilation), (dilation, dilation)
 
 
-def set_shortcut_stride(downsample: Optional[nn.Module], stride: int) -> None:
+def set_shortcut_stride(downsample: Optional[nn.Sequential], stride: int) -> None:
     """Stride a shortcut's first layer (a 1x1 projection, or the parameter-free subsampling of a replica)."""
     if downsample is not None:
-        downsample[0].stride = (stride, stride)
+        first = downsample[0]
+        if not isinstance(first, (nn.Conv2d, nn.MaxPool2d)):
+            raise DLAError(f"a shortcut starts with a 1x1 convolution or max-pool, not a {type(first).__name__}")
+        first.stride = (stride, stride)
 
 
 class BasicBlock(nn.Module):
@@ -43,7 +46,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+                 downsample: Optional[nn.Sequential] = None) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride, padding=dilation, dilation=dilation, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -71,7 +74,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+                 downsample: Optional[nn.Sequential] = None) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -109,9 +112,19 @@ def make_stage(block: Block, in_channels: int, width: int, blocks: int, stride: 
     return nn.Sequential(*units, *[block(out_channels, width) for _ in range(blocks - 1)])
 
 
+def stage_blocks(stage: nn.Sequential) -> List[Union[BasicBlock, Bottleneck]]:
+    """The blocks of a stage (``make_stage``, or a replica of DeepLabv3), in order."""
+    blocks = []
+    for unit in stage:
+        if not isinstance(unit, (BasicBlock, Bottleneck)):
+            raise DLAError(f"a ResNet stage holds BasicBlock or Bottleneck units, not a {type(unit).__name__}")
+        blocks.append(unit)
+    return blocks
+
+
 def set_stage_geometry(stage: nn.Sequential, stride: int, rates: Sequence[int]) -> None:
     """The first block strides by ``stride``; block ``i`` dilates by ``rates[i]``."""
-    for i, (unit, rate) in enumerate(zip(stage, rates)):
+    for i, (unit, rate) in enumerate(zip(stage_blocks(stage), rates)):
         unit.set_geometry(stride if i == 0 else 1, rate)
 
 
@@ -184,8 +197,11 @@ class ResNet(Backbone):
         self.output_stride = output_stride
         reductions = [min(4 * 2**i, output_stride) for i in range(4)]
         self.feature_info = FeatureInfo(
-            [dict(num_chs=64, reduction=2, module="relu")]
-            + [dict(num_chs=c, reduction=r, module=f"layer{i + 1}") for i, (c, r) in enumerate(zip(self.widths, reductions))]
+            [FeatureLevel(num_chs=64, reduction=2, module="relu")]
+            + [
+                FeatureLevel(num_chs=c, reduction=r, module=f"layer{i + 1}")
+                for i, (c, r) in enumerate(zip(self.widths, reductions))
+            ]
         )
 
     def get_classifier(self) -> nn.Module:
