@@ -15,14 +15,25 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for (variant, backbones, high, low, attention), (megabytes, macs), size in rows:
         with torch.device("meta"):
-            model = create_model(f"dfanet_{variant.lower()}", num_classes=19, num_backbones=backbones,
-                                 high_level=high, low_level=low, fc_attention=attention).eval()
+            model = create_model(
+                f"dfanet_{variant.lower()}",
+                num_classes=19,
+                num_backbones=backbones,
+                high_level=high,
+                low_level=low,
+                fc_attention=attention,
+            ).eval()
         params, measured = count_params(model), count_macs(model, (1, 3, *size)) / 1e9
         size_mb = BYTES_PER_PARAM * params / 1e6
         paper_mb = "-" if megabytes is None else f"{megabytes:g}"
-        mb = f"({params / 1e6:.3f}M)" if megabytes is None else f"{size_mb:.2f} ({params / 1e6:.3f}M) {100 * (size_mb / megabytes - 1):+.1f}%"
+        mb = (
+            f"({params / 1e6:.3f}M)"
+            if megabytes is None
+            else f"{size_mb:.2f} ({params / 1e6:.3f}M) {100 * (size_mb / megabytes - 1):+.1f}%"
+        )
         name = model.pretrained_cfg.paper_name + ("'" if size != (1024, 1024) else "")
-        print(f"| {name} | {size[0]}x{size[1]} | {paper_mb} | {mb} | {macs:g} | {measured:.3f} ({100 * (measured / macs - 1):+.1f}%) |")
+        difference = 100 * (measured / macs - 1)
+        print(f"| {name} | {size[0]}x{size[1]} | {paper_mb} | {mb} | {macs:g} | {measured:.3f} ({difference:+.1f}%) |")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def quick_config(out_dir: Path, *overrides: str) -> Config:
 
 
 @register_model
-def engine_train_tiny(num_classes: int = 3, in_chans: int = 3, down_ratio: int = 2, pretrained_backbone=None, **kwargs) -> nn.Module:
+def engine_train_tiny(
+    num_classes: int = 3, in_chans: int = 3, down_ratio: int = 2, pretrained_backbone=None, **kwargs
+) -> nn.Module:
     """A stand-in segmentation model: conv-BN-ReLU then a 1x1 classifier, logits at the input resolution."""
     return nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
 

@@ -46,7 +46,9 @@ def test_train_writes_a_complete_run_directory(trained_run):
 
 def test_eval_prints_the_table_and_writes_json(trained_run, tmp_path, capsys):
     output = tmp_path / "scores.json"
-    assert main(["eval", str(trained_run / "checkpoints/last.pt"), "--flip", "--scales", "0.75", "1", "--output", str(output)]) == 0
+    assert (
+        main(["eval", str(trained_run / "checkpoints/last.pt"), "--flip", "--scales", "0.75", "1", "--output", str(output)]) == 0
+    )
     printed = capsys.readouterr().out
     assert "mIoU" in printed and "circle" in printed
     scores = json.loads(output.read_text())

@@ -73,7 +73,10 @@ def test_imagefolder_samples_classes_and_conversion(folder_root):
     train = ImageFolder(folder_root, "train")
     assert train.task == "classification" and train.classes == ["cat", "dog", "empty"]
     assert [(p.relative_to(folder_root).as_posix(), label) for p, label in train.samples] == [
-        ("train/cat/a.jpg", 0), ("train/cat/b.PNG", 0), ("train/dog/c.png", 1), ("train/dog/d.gif", 1),
+        ("train/cat/a.jpg", 0),
+        ("train/cat/b.PNG", 0),
+        ("train/dog/c.png", 1),
+        ("train/dog/d.gif", 1),
     ]
     assert train.meta.name == "pets" and train.meta.classes == ("cat", "dog", "empty")
     assert list(train.meta.palette) == default_palette(3)
@@ -172,8 +175,13 @@ def test_real_hymenoptera(hymenoptera):
 def make_cub(root: Path) -> Path:
     """Three classes, five images (ids 1..5, train 1, 2, 4); image 3 is grayscale."""
     write(root / "classes.txt", "1 001.Albatross\n2 002.Auklet\n3 003.Blackbird\n")
-    paths = ["001.Albatross/a_1.jpg", "001.Albatross/a_2.jpg", "002.Auklet/b_1.jpg", "003.Blackbird/c_1.jpg",
-             "003.Blackbird/c_2.jpg"]
+    paths = [
+        "001.Albatross/a_1.jpg",
+        "001.Albatross/a_2.jpg",
+        "002.Auklet/b_1.jpg",
+        "003.Blackbird/c_1.jpg",
+        "003.Blackbird/c_2.jpg",
+    ]
     for i, path in enumerate(paths):
         save(root / "images" / path, "L" if i == 2 else "RGB", seed=i)
     write(root / "images.txt", "".join(f"{i} {p}\n" for i, p in enumerate(paths, 1)))
@@ -284,8 +292,11 @@ def make_aircraft(data: Path) -> Path:
     write(data / "variants.txt", "Boeing 707-320\nF/A-18\nA300B4\n")
     write(data / "families.txt", "Boeing 707\nF/A-18\nA300\n")
     write(data / "manufacturers.txt", "Airbus\nBoeing\nMcDonnell Douglas\n")
-    rows = [("0034309", "Boeing 707-320", "Boeing 707", "Boeing"), ("1514522", "F/A-18", "F/A-18", "McDonnell Douglas"),
-            ("0056978", "A300B4", "A300", "Airbus")]
+    rows = [
+        ("0034309", "Boeing 707-320", "Boeing 707", "Boeing"),
+        ("1514522", "F/A-18", "F/A-18", "McDonnell Douglas"),
+        ("0056978", "A300B4", "A300", "Airbus"),
+    ]
     for i, (image_id, *_rest) in enumerate(rows):
         save(data / "images" / f"{image_id}.jpg", seed=i)
     for level, column in (("variant", 1), ("family", 2), ("manufacturer", 3)):
@@ -367,8 +378,13 @@ def test_food101_errors(tmp_path):
 
 
 def test_registry_and_build_dataset(tmp_path):
-    names = {"imagefolder": ImageFolder, "cub200": CUB200, "stanford_cars": StanfordCars, "fgvc_aircraft": FGVCAircraft,
-             "food101": Food101}
+    names = {
+        "imagefolder": ImageFolder,
+        "cub200": CUB200,
+        "stanford_cars": StanfordCars,
+        "fgvc_aircraft": FGVCAircraft,
+        "food101": Food101,
+    }
     for name, cls in names.items():
         assert DATASETS[name] is cls and cls.task == "classification" and cls.needs_root
     with pytest.raises(DLAError, match="needs a root folder"):

@@ -119,8 +119,27 @@ def test_camvid_unknown_split(camvid_root):
 
 LABEL_IDS = np.arange(34, dtype=np.uint8)
 # label id -> train id, written out independently of the loader's table
-EXPECTED_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                      26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+EXPECTED_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 
 
 def make_cityscapes(root: Path) -> Path:
@@ -454,8 +473,19 @@ def test_image_modes_load_as_rgb(camvid_root, mode):
 
 def test_build_dataset_names_and_options(camvid_root):
     assert set(DATASETS) == {
-        "camvid", "cityscapes", "voc", "listfile", "folder", "synthetic",
-        "imagefolder", "cub200", "stanford_cars", "fgvc_aircraft", "food101", "bsds500", "boundary_folder",
+        "camvid",
+        "cityscapes",
+        "voc",
+        "listfile",
+        "folder",
+        "synthetic",
+        "imagefolder",
+        "cub200",
+        "stanford_cars",
+        "fgvc_aircraft",
+        "food101",
+        "bsds500",
+        "boundary_folder",
     }
     assert isinstance(build_dataset("camvid", str(camvid_root), "train"), CamVid)
     names = "camvid, cityscapes, voc, listfile, folder, synthetic, imagefolder, .*, food101, bsds500, boundary_folder$"

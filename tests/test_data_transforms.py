@@ -175,9 +175,7 @@ def test_color_jitter_changes_image_only():
 
 
 def test_to_tensor_normalize():
-    meta = DatasetMeta(
-        name="t", classes=("a", "b"), palette=((0, 0, 0), (1, 1, 1)), mean=(0.2, 0.4, 0.6), std=(0.5, 0.25, 0.1)
-    )
+    meta = DatasetMeta(name="t", classes=("a", "b"), palette=((0, 0, 0), (1, 1, 1)), mean=(0.2, 0.4, 0.6), std=(0.5, 0.25, 0.1))
     image = Image.new("RGB", (5, 3), (51, 102, 204))  # 0.2, 0.4, 0.8
     label = np.array([[0, 1, 255, 1, 0]] * 3, np.uint8)
     tensor, target = eval_transforms(meta)(image, label)
@@ -251,9 +249,7 @@ def test_image_alone_gets_what_the_pair_gets():
     np.testing.assert_array_equal(np.asarray(alone), np.asarray(paired))
 
 
-@pytest.mark.parametrize(
-    "transform", [Resize(70), Resize((50, 90)), RandomResizedCrop((40, 56)), CenterCrop((60, 80))], ids=repr
-)
+@pytest.mark.parametrize("transform", [Resize(70), Resize((50, 90)), RandomResizedCrop((40, 56)), CenterCrop((60, 80))], ids=repr)
 def test_classification_geometry_moves_the_mask(transform):
     image, label = encoded_pair(9)
     torch.manual_seed(0)

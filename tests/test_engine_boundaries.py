@@ -31,10 +31,10 @@ def boundary_folder(tmp_path_factory) -> Path:
         for i in range(count):
             top, left = rng.integers(8, 24, 2)
             pixels = rng.integers(0, 60, (64, 72, 3))
-            pixels[top:top + 30, left:left + 36] += 150
+            pixels[top : top + 30, left : left + 36] += 150
             outline = np.zeros((64, 72), np.uint8)
-            outline[top:top + 30, left:left + 36] = 1
-            outline[top + 1:top + 29, left + 1:left + 35] = 0
+            outline[top : top + 30, left : left + 36] = 1
+            outline[top + 1 : top + 29, left + 1 : left + 35] = 0
             Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / split / f"{i}.png")
             Image.fromarray(outline * 255).save(root / "labels" / split / f"{i}.png")
     return root
@@ -42,9 +42,18 @@ def boundary_folder(tmp_path_factory) -> Path:
 
 def config(root: Path, out_dir: Path, *overrides: str) -> Config:
     return quick_config(
-        out_dir, "task=boundaries", "model.kwargs={backbone: dla46_c}", "model.name=dlaup", "data.dataset=boundary_folder",
-        f"data.root={root}", "data.crop_size=[64, 64]", "data.batch_size=2", "optim.epochs=2", "eval.every_epochs=2",
-        "eval.thresholds=9", *overrides,
+        out_dir,
+        "task=boundaries",
+        "model.kwargs={backbone: dla46_c}",
+        "model.name=dlaup",
+        "data.dataset=boundary_folder",
+        f"data.root={root}",
+        "data.crop_size=[64, 64]",
+        "data.batch_size=2",
+        "optim.epochs=2",
+        "eval.every_epochs=2",
+        "eval.thresholds=9",
+        *overrides,
     )
 
 
@@ -108,14 +117,30 @@ def test_train_eval_and_baseline(boundary_folder, tmp_path, capsys):
     assert Image.open(tmp_path / "scores_pr_curve.png").mode == "RGB"
 
     image = str(boundary_folder / "images" / "val" / "0.png")
-    assert main(["predict", image, "--checkpoint", str(out / "checkpoints" / "last.pt"), "--out", str(tmp_path / "p"),
-                 "--probs"]) == 0
+    assert (
+        main(["predict", image, "--checkpoint", str(out / "checkpoints" / "last.pt"), "--out", str(tmp_path / "p"), "--probs"])
+        == 0
+    )
     assert Image.open(tmp_path / "p" / "0_boundaries.png").size == (72, 64)
     assert Image.open(tmp_path / "p" / "0_thin.png").mode == "L" and np.load(tmp_path / "p" / "0_probs.npy").shape == (64, 72)
 
     baseline = tmp_path / "baseline.json"
-    assert main(["baseline", "--dataset", "boundary_folder", "--root", str(boundary_folder), "--thresholds", "9",
-                 "--output", str(baseline)]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--dataset",
+                "boundary_folder",
+                "--root",
+                str(boundary_folder),
+                "--thresholds",
+                "9",
+                "--output",
+                str(baseline),
+            ]
+        )
+        == 0
+    )
     assert json.loads(baseline.read_text())["ods"] >= 0.5  # half the outline: the edge between two pixels peaks on both
     assert (tmp_path / "baseline_pr_curve.png").is_file()
     assert main(["pr-curve", str(output), str(baseline), "--out", str(tmp_path / "both.png")]) == 0

@@ -83,7 +83,9 @@ def test_load_errors_name_the_file(tmp_path):
         load_checkpoint(garbage)
     partial = tmp_path / "partial.pt"
     torch.save({"model": {}, "epoch": 3}, partial)
-    with pytest.raises(DLAError, match="partial.pt is not a dla checkpoint: it lacks model_name, model_kwargs, task, dataset_meta"):
+    with pytest.raises(
+        DLAError, match="partial.pt is not a dla checkpoint: it lacks model_name, model_kwargs, task, dataset_meta"
+    ):
         load_checkpoint(partial)
 
 

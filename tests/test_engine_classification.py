@@ -44,8 +44,17 @@ def image_folder(tmp_path_factory) -> Path:
 
 def config(image_folder: Path, out_dir: Path, *overrides: str) -> Config:
     return quick_config(
-        out_dir, "task=classification", "model.name=dla46_c", "data.dataset=imagefolder", f"data.root={image_folder}",
-        "data.crop_size=[32, 32]", "data.resize=[36]", "data.batch_size=6", "optim.epochs=2", "optim.lr=0.05", *overrides,
+        out_dir,
+        "task=classification",
+        "model.name=dla46_c",
+        "data.dataset=imagefolder",
+        f"data.root={image_folder}",
+        "data.crop_size=[32, 32]",
+        "data.resize=[36]",
+        "data.batch_size=6",
+        "optim.epochs=2",
+        "optim.lr=0.05",
+        *overrides,
     )
 
 
@@ -127,12 +136,14 @@ class Indexed(Dataset):
 
 
 def test_scores_of_hand_made_logits():
-    table = torch.tensor([
-        [9.0, 1, 0, 0, 0, 0],  # target 0: top-1 hit
-        [0.0, 1, 9, 0, 0, 0],  # target 1: second, top-5 hit
-        [0.0, 1, 2, 3, 4, 9],  # target 0: sixth, a miss for top-5
-        [0.0, 0, 0, 9, 0, 0],  # target 3: top-1 hit
-    ])
+    table = torch.tensor(
+        [
+            [9.0, 1, 0, 0, 0, 0],  # target 0: top-1 hit
+            [0.0, 1, 9, 0, 0, 0],  # target 1: second, top-5 hit
+            [0.0, 1, 2, 3, 4, 9],  # target 0: sixth, a miss for top-5
+            [0.0, 0, 0, 9, 0, 0],  # target 3: top-1 hit
+        ]
+    )
     result = evaluate_classification(Lookup(table), Indexed([0, 1, 0, 3]), torch.device("cpu"), batch_size=3)
     assert result["top1"] == pytest.approx(2 / 4) and result["top5"] == pytest.approx(3 / 4)
     assert result["accuracy"][:2] == [0.5, 0.0] and result["accuracy"][3] == 1.0 and np.isnan(result["accuracy"][2])

@@ -148,11 +148,14 @@ def test_shipped_configs_follow_the_paper(monkeypatch, tmp_path):
     ladder = load_config(str(ROOT / "configs" / "cityscapes_ladder_densenet169.yaml"))
     assert (ladder.optim.optimizer, ladder.optim.lr, ladder.optim.power) == ("adam", 5.0e-4, 1.5)
     assert (ladder.optim.backbone_lr_factor, ladder.optim.aux_weight, ladder.data.batch_size) == (0.2, 0.3, 2)
-    peers = [load_config(str(ROOT / "configs" / f"camvid_cpu20_{name}.yaml"))
-             for name in ("dla34", "deeplabv3_resnet50", "ladder_densenet121", "dfanet_a")]
+    peers = [
+        load_config(str(ROOT / "configs" / f"camvid_cpu20_{name}.yaml"))
+        for name in ("dla34", "deeplabv3_resnet50", "ladder_densenet121", "dfanet_a")
+    ]
     for cfg in peers:  # the CPU comparison: one budget, only the model differs
         assert {k: v for k, v in cfg.to_dict().items() if k not in ("model", "out_dir")} == {
-            k: v for k, v in peers[0].to_dict().items() if k not in ("model", "out_dir")}
+            k: v for k, v in peers[0].to_dict().items() if k not in ("model", "out_dir")
+        }
 
 
 def test_every_key_is_documented():

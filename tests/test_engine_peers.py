@@ -37,14 +37,21 @@ def test_adam_and_a_fifth_of_the_lr_for_the_pretrained_densenet():
 
 
 def test_ladder_densenet_trains_with_its_auxiliary_loss(tmp_path):
-    metrics = train(config(tmp_path / "run", "model.name=ladder_densenet121", "optim.optimizer=adam",
-                           "optim.lr=5.0e-4"), datasets=squares(4))
+    metrics = train(
+        config(tmp_path / "run", "model.name=ladder_densenet121", "optim.optimizer=adam", "optim.lr=5.0e-4"), datasets=squares(4)
+    )
     assert 0.0 <= metrics["miou"] <= 1.0
 
 
 def test_deeplabv3_is_evaluated_at_output_stride_8_and_keeps_16(tmp_path):
-    cfg = config(tmp_path / "run", "model.name=deeplabv3_resnet50", "model.kwargs={output_stride: 16}",
-                 "data.dataset=synthetic", "data.options={length: 2, height: 32, width: 32}", "data.crop_size=[32, 32]")
+    cfg = config(
+        tmp_path / "run",
+        "model.name=deeplabv3_resnet50",
+        "model.kwargs={output_stride: 16}",
+        "data.dataset=synthetic",
+        "data.options={length: 2, height: 32, width: 32}",
+        "data.crop_size=[32, 32]",
+    )
     train(cfg)
     checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
     at_8 = evaluate_checkpoint(checkpoint, workers=0, output_stride=8)

@@ -22,8 +22,9 @@ from engine_runs import Squares, quick_config, squares
 
 
 def config(out_dir: Path, *overrides: str) -> Config:
-    return quick_config(out_dir, "model.name=engine_train_tiny", "data.batch_size=4", "optim.epochs=2", "optim.lr=0.1",
-                        *overrides)
+    return quick_config(
+        out_dir, "model.name=engine_train_tiny", "data.batch_size=4", "optim.epochs=2", "optim.lr=0.1", *overrides
+    )
 
 
 def weights(out_dir: Path, name: str = "last.pt") -> dict:
@@ -122,7 +123,9 @@ def test_loader_processes_do_not_change_results(tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls_then(monkeypatch, 2, lambda loss, logits: loss * float("nan"))  # from the first iteration of epoch 2
-    with pytest.raises(DLAError, match=r"the loss is nan at iteration 3 \(epoch 2\); training stopped and .*last.pt keeps the last good weights"):
+    with pytest.raises(
+        DLAError, match=r"the loss is nan at iteration 3 \(epoch 2\); training stopped and .*last.pt keeps the last good weights"
+    ):
         train(config(tmp_path), datasets=squares())
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["iteration"] == 2
@@ -188,7 +191,9 @@ def test_out_dir_of_another_run_needs_resume(tmp_path):
 def test_synthetic_data_from_the_config_and_evaluate_checkpoint(tmp_path):
     """The path without injected datasets: `build_dataset` and the transforms of the data package."""
     options = "data.options={length: 4, height: 32, width: 32}"
-    cfg = config(tmp_path / "run", "data.dataset=synthetic", options, "data.crop_size=[32, 32]", "data.batch_size=2", "optim.epochs=1")
+    cfg = config(
+        tmp_path / "run", "data.dataset=synthetic", options, "data.crop_size=[32, 32]", "data.batch_size=2", "optim.epochs=1"
+    )
     train(cfg)
     checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
     result = evaluate_checkpoint(str(checkpoint), workers=0, flip=True, output=str(tmp_path / "scores.json"))

@@ -61,12 +61,15 @@ def test_match_edges_longer_prediction_leaves_the_excess_unmatched():
     assert matched_prediction[4:11].sum() == 5
 
 
-@pytest.mark.parametrize("offset, max_distance, matched", [
-    ((2, 2), 2.5, False),  # 2.83 > 2.5
-    ((1, 2), 2.5, True),  # 2.24
-    ((0, 2), 2.0, True),  # exactly on the radius counts
-    ((1, 2), 2.2, False),  # 2.24 > 2.2
-])
+@pytest.mark.parametrize(
+    "offset, max_distance, matched",
+    [
+        ((2, 2), 2.5, False),  # 2.83 > 2.5
+        ((1, 2), 2.5, True),  # 2.24
+        ((0, 2), 2.0, True),  # exactly on the radius counts
+        ((1, 2), 2.2, False),  # 2.24 > 2.2
+    ],
+)
 def test_match_edges_uses_euclidean_distance(offset, max_distance, matched):
     truth = _mask((12, 12), [(5, 5)])
     prediction = _mask((12, 12), [(5 + offset[0], 5 + offset[1])])
@@ -115,7 +118,7 @@ def test_thin_binary_keeps_lines_and_isolated_pixels():
 
 
 def _ridge(shape, distance, sigma=2.0):
-    return np.exp(-distance ** 2 / (2 * sigma ** 2)) * np.ones(shape)
+    return np.exp(-(distance**2) / (2 * sigma**2)) * np.ones(shape)
 
 
 def test_thin_edges_vertical_ridge_becomes_its_centre_column():
@@ -285,8 +288,10 @@ def test_benchmark_ois_beats_ods_by_hand():
     benchmark = BoundaryBenchmark(thresholds=3)
     benchmark.update(a, truth)
     benchmark.update(b, truth)
-    assert benchmark.counts.tolist() == [[[10, 10, 10, 20], [10, 10, 10, 10], [0, 10, 0, 0]],
-                                         [[10, 10, 10, 10], [0, 10, 0, 0], [0, 10, 0, 0]]]
+    assert benchmark.counts.tolist() == [
+        [[10, 10, 10, 20], [10, 10, 10, 10], [0, 10, 0, 0]],
+        [[10, 10, 10, 10], [0, 10, 0, 0], [0, 10, 0, 0]],
+    ]
     result = benchmark.compute()
     assert result["ois"] == 1.0 and result["ois_precision"] == 1.0 and result["ois_recall"] == 1.0
     # dataset points (R, P): t=0.25 (1, 2/3), F 0.8; t=0.5 (0.5, 1), F 2/3; t=0.75 (0, 0). BSDS's maxF scans
@@ -294,7 +299,7 @@ def test_benchmark_ois_beats_ods_by_hand():
     # best at d = 20/99 on that grid: above the best threshold's 0.8.
     d = 20 / 99
     assert result["f"] == pytest.approx([0.8, 2 / 3, 0.0])
-    assert result["ods"] == pytest.approx((8 - 2 * d ** 2) / (10 - d)) and result["ods"] > 0.808
+    assert result["ods"] == pytest.approx((8 - 2 * d**2) / (10 - d)) and result["ods"] > 0.808
     assert result["ods_threshold"] == pytest.approx(0.25 + 0.25 * d)
     assert result["ods_recall"] == pytest.approx(1 - d / 2) and result["ods_precision"] == pytest.approx(2 / 3 + d / 3)
     # AP: distinct recalls 0, 0.5, 1 with precisions 0, 1, 2/3: sum over 0:0.01:0.5 of 2g is 25.5, over

@@ -8,10 +8,14 @@ import torch
 from dla.errors import DLAError
 from dla.metrics import AccuracyMeter, topk_accuracy
 
-LOGITS = torch.tensor([[0.9, 0.1, 0.0, 0.0],   # target 0: top-1 hit
-                       [0.5, 0.3, 0.2, 0.0],   # target 1: second, top-2 hit
-                       [0.5, 0.3, 0.2, 0.0],   # target 3: last, miss
-                       [0.1, 0.2, 0.3, 0.4]])  # target 3: top-1 hit
+LOGITS = torch.tensor(
+    [
+        [0.9, 0.1, 0.0, 0.0],  # target 0: top-1 hit
+        [0.5, 0.3, 0.2, 0.0],  # target 1: second, top-2 hit
+        [0.5, 0.3, 0.2, 0.0],  # target 3: last, miss
+        [0.1, 0.2, 0.3, 0.4],
+    ]
+)  # target 3: top-1 hit
 TARGET = torch.tensor([0, 1, 3, 3])
 
 

@@ -13,17 +13,12 @@ from dla.metrics import ConfusionMatrix, confusion_matrix, format_table
 TARGET_3 = torch.tensor([[0, 0, 1], [1, 2, 255]])
 PRED_3 = torch.tensor([[0, 1, 1], [1, 0, 2]])
 # rows: ground truth, columns: prediction
-MATRIX_3 = [[1, 1, 0],
-            [0, 2, 0],
-            [1, 0, 0]]
+MATRIX_3 = [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
 
 # 4 classes: class 2 is only predicted (IoU 0, counted), class 3 appears nowhere (NaN, not counted).
 TARGET_4 = torch.tensor([[0, 0, 1], [1, 1, 0]])
 PRED_4 = torch.tensor([[0, 2, 1], [1, 1, 0]])
-MATRIX_4 = [[2, 0, 1, 0],
-            [0, 3, 0, 0],
-            [0, 0, 0, 0],
-            [0, 0, 0, 0]]
+MATRIX_4 = [[2, 0, 1, 0], [0, 3, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
 
 
 def test_confusion_matrix_by_hand_skips_ignored_pixels():

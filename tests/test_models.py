@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import dla
-from dla.complexity import count_macs, count_params
 from conftest import MODEL_NAMES, read_keys, state_dict_from_layout, state_dict_layout
+from dla.complexity import count_macs, count_params
 
 LEVEL_CHANNELS = {
     "dla34": (16, 32, 64, 128, 256, 512),
@@ -36,7 +36,7 @@ def map_sizes(maps):
 
 
 def expected_map_sizes(channels, reductions, height, width):
-    return [(c, math.ceil(height / r), math.ceil(width / r)) for c, r in zip(channels, reductions)]
+    return [(c, math.ceil(height / r), math.ceil(width / r)) for c, r in zip(channels, reductions, strict=True)]
 
 
 def test_list_models():
@@ -195,7 +195,7 @@ def test_export_matches_eager():
 @pytest.mark.parametrize("order", [("dla102x2", "dla102x"), ("dla102x", "dla102x2")])
 def test_cardinality_belongs_to_the_instance(order):
     models = [meta_model(name) for name in order]
-    for name, model in zip(order, models):
+    for name, model in zip(order, models, strict=True):
         assert state_dict_layout(model) == read_keys(name), name
 
 

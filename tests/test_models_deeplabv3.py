@@ -29,9 +29,16 @@ def test_aspp_rates_follow_the_output_stride():
 def test_keys_are_torchvisions():
     keys = list(create_model("deeplabv3_resnet50", head="torchvision").state_dict())
     assert keys[0] == "backbone.conv1.weight" and "backbone.fc.weight" not in keys
-    assert {"classifier.0.convs.0.0.weight", "classifier.0.convs.3.0.weight", "classifier.0.convs.4.1.weight",
-            "classifier.0.convs.4.2.running_mean", "classifier.0.project.0.weight", "classifier.1.weight",
-            "classifier.4.weight", "classifier.4.bias"} <= set(keys)
+    assert {
+        "classifier.0.convs.0.0.weight",
+        "classifier.0.convs.3.0.weight",
+        "classifier.0.convs.4.1.weight",
+        "classifier.0.convs.4.2.running_mean",
+        "classifier.0.project.0.weight",
+        "classifier.1.weight",
+        "classifier.4.weight",
+        "classifier.4.bias",
+    } <= set(keys)
 
 
 def test_batch_of_one_trains_and_odd_sizes_come_back_whole():
@@ -61,11 +68,14 @@ def test_switching_the_output_stride_keeps_the_weights_and_equals_building_at_it
         trained_at_16.set_output_stride(64)  # no cascaded blocks to stride
 
 
-@pytest.mark.parametrize("output_stride, strides, rates", [
-    (16, [1, 1, 1], [[4, 8, 8], [8, 16, 16], [16, 32, 32]]),  # Fig. 3b: block4-7 at rates 2, 4, 8, 16 (x multi-grid)
-    (64, [2, 1, 1], [[1, 2, 2], [2, 4, 4], [4, 8, 8]]),  # Table 1's larger output strides: the replicas stride
-    (256, [2, 2, 2], [[1, 2, 2], [1, 2, 2], [1, 2, 2]]),  # no atrous rate but the multi-grid units
-])
+@pytest.mark.parametrize(
+    "output_stride, strides, rates",
+    [
+        (16, [1, 1, 1], [[4, 8, 8], [8, 16, 16], [16, 32, 32]]),  # Fig. 3b: block4-7 at rates 2, 4, 8, 16 (x multi-grid)
+        (64, [2, 1, 1], [[1, 2, 2], [2, 4, 4], [4, 8, 8]]),  # Table 1's larger output strides: the replicas stride
+        (256, [2, 2, 2], [[1, 2, 2], [1, 2, 2], [1, 2, 2]]),  # no atrous rate but the multi-grid units
+    ],
+)
 def test_cascaded_blocks_stride_then_dilate(output_stride, strides, rates):
     with torch.device("meta"):
         model = create_model("deeplabv3_cascade_resnet50", output_stride=output_stride, multi_grid=(1, 2, 2))

@@ -12,6 +12,7 @@ from dla.models import create_model
 from dla.models._paper import PAPER_FIGURES
 from dla.models.densenet import DenseBlock
 
+
 # torchvision's published parameter counts of its ImageNet DenseNets (the models' documentation pages)
 def old_format(state_dict):
     """torchvision's published files name ``denselayer1.norm1.weight`` ``denselayer1.norm.1.weight``."""
@@ -24,11 +25,15 @@ def test_state_dict_keys_follow_torchvision():
     assert keys[:2] == ["features.conv0.weight", "features.norm0.weight"]
     layer = "features.denseblock1.denselayer1."
     norm = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
-    assert [k[len(layer):] for k in keys if k.startswith(layer)] == (
+    assert [k[len(layer) :] for k in keys if k.startswith(layer)] == (
         [f"norm1.{n}" for n in norm] + ["conv1.weight"] + [f"norm2.{n}" for n in norm] + ["conv2.weight"]
     )
-    assert {"features.transition1.norm.weight", "features.transition1.conv.weight",
-            "features.denseblock4.denselayer16.conv2.weight", "features.norm5.running_var"} <= set(keys)
+    assert {
+        "features.transition1.norm.weight",
+        "features.transition1.conv.weight",
+        "features.denseblock4.denselayer16.conv2.weight",
+        "features.norm5.running_var",
+    } <= set(keys)
     assert "features.denseblock4.denselayer17.conv1.weight" not in keys
     assert "features.transition4.conv.weight" not in keys
     assert keys[-2:] == ["classifier.weight", "classifier.bias"]

@@ -16,8 +16,14 @@ ROWS.append((("A", 3, True, True, True), (7.8, 1.7), (512, 1024)))  # Table 5: D
 
 def _build(variant: str, num_backbones: int, high_level: bool, low_level: bool, fc_attention: bool) -> DFANet:
     with torch.device("meta"):
-        return create_model(f"dfanet_{variant.lower()}", num_classes=19, num_backbones=num_backbones,
-                            high_level=high_level, low_level=low_level, fc_attention=fc_attention)
+        return create_model(
+            f"dfanet_{variant.lower()}",
+            num_classes=19,
+            num_backbones=num_backbones,
+            high_level=high_level,
+            low_level=low_level,
+            fc_attention=fc_attention,
+        )
 
 
 @pytest.mark.parametrize("key, figures, size", ROWS, ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else None)

@@ -35,8 +35,7 @@ def test_logits_at_odd_sizes_and_aux_only_in_training(name, kwargs):
     assert model.eval()(x).shape == (2, 5, 97, 131)
 
 
-@pytest.mark.parametrize("kwargs, stride, num_tus", [({}, 64, 4), ({"split3": True}, 128, 5),
-                                                     ({"upsampling": False}, 32, 0)])
+@pytest.mark.parametrize("kwargs, stride, num_tus", [({}, 64, 4), ({"split3": True}, 128, 5), ({"upsampling": False}, 32, 0)])
 def test_subsampling_of_the_context(kwargs, stride, num_tus):
     """Sec. 3: DB4 split by a pooling puts the context at 64x; split3+4 at 128x; the baseline stays at 32x."""
     model = create_model("ladder_densenet121", **kwargs).eval()
@@ -56,8 +55,10 @@ def test_layout_of_sec_3():
     # skips from every dense block, coarsest first: DB4a (640 + 16 * 32 = 1152), DB3, DB2, DB1
     assert [tu.project.conv.in_channels for tu in model.transitions_up] == [1152, 1280, 512, 256]
     # projection to the coarse path's width, concatenation, one 3x3 convolution
-    assert all(tu.project.conv.out_channels == 128 and tu.blend.conv.in_channels == 256
-               and tu.blend.conv.kernel_size == (3, 3) for tu in model.transitions_up)
+    assert all(
+        tu.project.conv.out_channels == 128 and tu.blend.conv.in_channels == 256 and tu.blend.conv.kernel_size == (3, 3)
+        for tu in model.transitions_up
+    )
     assert model.aux_logits.conv.in_channels == 128
     assert model.pretrained_cfg.classifier == ("logits.conv", "aux_logits.conv")
     assert model.pretrained_cfg.paper_name == "LadderDenseNet-169 4x"
@@ -85,7 +86,7 @@ def test_frozen_batchnorm_stays_frozen_after_train():
     (logits.mean() + aux.mean()).backward()
     # Table 4: all BatchNorm layers in inference mode, the backbone's and the upsampling path's alike
     assert all(not m.training and not m.weight.requires_grad and m.weight.grad is None for m in norms)
-    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=True))
     assert model.transitions_up[0].project.norm in norms
     assert model.backbone.features.conv0.weight.grad is not None and model.training
 
@@ -109,12 +110,15 @@ def test_a_checkpoint_with_other_classes_keeps_all_but_the_classifiers(tmp_path)
     assert torch.equal(model.transitions_up[3].blend.conv.weight, source.transitions_up[3].blend.conv.weight)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"output_stride": 16}, "output_stride must be 32"),
-    ({"context": "aspp"}, "context must be"),
-    ({"split3": True, "upsampling": False}, "needs upsampling=True"),
-    ({"backbone": "resnet18"}, "must be a DenseNet"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"output_stride": 16}, "output_stride must be 32"),
+        ({"context": "aspp"}, "context must be"),
+        ({"split3": True, "upsampling": False}, "needs upsampling=True"),
+        ({"backbone": "resnet18"}, "must be a DenseNet"),
+    ],
+)
 def test_invalid_arguments_raise_dla_error(kwargs, message):
     with pytest.raises(DLAError, match=message):
         build_ladder_densenet(**kwargs)

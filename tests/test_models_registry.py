@@ -59,8 +59,10 @@ def test_features_only_gives_the_levels_of_feature_info(name):
         maps = features(torch.randn(1, 3, *SIZE))
     info = features.feature_info
     assert [m.shape[1] for m in maps] == info.channels()
-    for m, reduction in zip(maps, info.reduction()):
-        assert all(math.floor(s / reduction) <= got <= math.ceil(s / reduction) for got, s in zip(m.shape[-2:], SIZE))
+    for m, reduction in zip(maps, info.reduction(), strict=True):
+        assert all(
+            math.floor(s / reduction) <= got <= math.ceil(s / reduction) for got, s in zip(m.shape[-2:], SIZE, strict=True)
+        )
     dropped = set(model.state_dict()) - set(features.state_dict())
     classifier = model.pretrained_cfg.classifier
     assert set(features.state_dict()) < set(model.state_dict())

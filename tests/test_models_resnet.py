@@ -29,15 +29,23 @@ def test_parameter_counts_are_torchvisions(name):
 
 def test_state_dict_keys_follow_torchvision():
     keys = list(create_model("resnet50").state_dict())
-    assert keys[:7] == ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-                        "bn1.num_batches_tracked", "layer1.0.conv1.weight"]
+    assert keys[:7] == [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+        "layer1.0.conv1.weight",
+    ]
     assert "layer1.0.downsample.0.weight" in keys and "layer1.0.downsample.1.running_var" in keys
     assert "layer4.2.conv3.weight" in keys and keys[-2:] == ["fc.weight", "fc.bias"]
     assert "layer1.0.downsample.0.weight" not in create_model("resnet34").state_dict()  # basic blocks: 64 -> 64
 
 
-@pytest.mark.parametrize("output_stride, layer3, layer4", [(32, [1, 1], [1, 1, 1]), (16, [1, 1], [1, 2, 2]),
-                                                           (8, [1, 2], [2, 4, 4])])
+@pytest.mark.parametrize(
+    "output_stride, layer3, layer4", [(32, [1, 1], [1, 1, 1]), (16, [1, 1], [1, 2, 2]), (8, [1, 2], [2, 4, 4])]
+)
 def test_atrous_rates_are_torchvisions(output_stride, layer3, layer4):
     model = create_model("resnet50", output_stride=output_stride)
     assert [b.conv2.dilation[0] for b in model.layer3][:2] == layer3

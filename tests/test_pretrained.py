@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import dla
-from dla.models._pretrained import download
 from conftest import assert_state_dicts_equal
+from dla.models._pretrained import download
 
 NAME = "dla46_c"
 FC_KEYS = ("fc.weight", "fc.bias")

@@ -13,7 +13,12 @@ def test_readme_python_blocks_run():
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert tuple(namespace["logits"].shape) == (1, 1000)
-    assert [tuple(m.shape) for m in namespace["maps"]] == [(1, 64, 128, 128), (1, 128, 64, 64), (1, 256, 32, 32), (1, 512, 32, 32)]
+    assert [tuple(m.shape) for m in namespace["maps"]] == [
+        (1, 64, 128, 128),
+        (1, 128, 64, 64),
+        (1, 256, 32, 32),
+        (1, 512, 32, 32),
+    ]
     assert tuple(namespace["features"].shape) == (2, 256)
     assert tuple(namespace["y"].shape) == (2, 128, 28, 28)
     assert tuple(namespace["z"].shape) == (2, 256, 14, 14)

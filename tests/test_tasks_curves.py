@@ -48,5 +48,5 @@ def test_plot_curves_of_another_score(tmp_path):
     with Image.open(out) as image:
         pixels = np.asarray(image.convert("RGB"))
     line_colour = (pixels == (31, 119, 180)).all(axis=2)
-    rows = np.nonzero(line_colour[:, pixels.shape[1] // 2:].any(axis=1))[0]
+    rows = np.nonzero(line_colour[:, pixels.shape[1] // 2 :].any(axis=1))[0]
     assert rows.max() - rows.min() > 100  # a rising top-1 curve, not the flat mIoU one

@@ -150,23 +150,23 @@ def test_infer_rejects_bad_options(options):
 
 
 def rgb_meta(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
-    return DatasetMeta(name="rgb", classes=("red", "green", "blue"), palette=tuple(default_palette(3)),
-                       mean=mean, std=std)
+    return DatasetMeta(name="rgb", classes=("red", "green", "blue"), palette=tuple(default_palette(3)), mean=mean, std=std)
 
 
 def stripes():
     """A 4 x 6 image: two columns each of pure red, green and blue."""
     image = np.zeros((4, 6, 3), dtype=np.uint8)
     for channel in range(3):
-        image[:, 2 * channel:2 * channel + 2, channel] = 255
+        image[:, 2 * channel : 2 * channel + 2, channel] = 255
     return image
 
 
 @pytest.mark.parametrize("as_pil", [True, False])
 def test_predict_reads_rgb_channels_in_order(as_pil):
     image = stripes()
-    label, probabilities = predict(ChannelModel(), Image.fromarray(image) if as_pil else image, rgb_meta(),
-                                   scales=(1.0, 0.5), flip=True)
+    label, probabilities = predict(
+        ChannelModel(), Image.fromarray(image) if as_pil else image, rgb_meta(), scales=(1.0, 0.5), flip=True
+    )
     assert label.shape == (4, 6) and label.dtype == np.uint8
     assert label.tolist() == [[0, 0, 1, 1, 2, 2]] * 4
     assert probabilities.shape == (3, 4, 6) and probabilities.dtype == np.float32

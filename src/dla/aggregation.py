@@ -11,7 +11,7 @@ channel order of the authors' published weights, so their checkpoints load uncha
 """
 
 import inspect
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,14 +44,14 @@ class AggregationNode(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.residual = residual
 
-    def forward(self, inputs: List[Tensor]) -> Tensor:
+    def forward(self, inputs: list[Tensor]) -> Tensor:
         x = self.bn(self.conv(torch.cat(inputs, 1)))
         if self.residual:
             x = x + inputs[0]
         return self.relu(x)
 
 
-def _resample(x: Tensor, size: Tuple[int, ...]) -> Tensor:
+def _resample(x: Tensor, size: tuple[int, ...]) -> Tensor:
     """Bring ``x`` to spatial ``size``: max pooling when shrinking (as the backbone's stages do), bilinear when growing."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -85,7 +85,7 @@ class IDA(nn.Module):
             for aggregate, deeper in zip(aggregate_channels, in_channels[1:], strict=True)
         )
 
-    def forward(self, xs: List[Tensor]) -> Tensor:
+    def forward(self, xs: list[Tensor]) -> Tensor:
         if len(xs) != len(self.nodes) + 1:
             raise DLAError(f"IDA was built for {len(self.nodes) + 1} inputs, got {len(xs)}")
         aggregate = xs[0]
@@ -128,7 +128,7 @@ class IDAUp(nn.Module):
         for i in range(1, self.num_inputs):
             self.add_module(f"node_{i}", ConvBnAct(2 * out_channels, out_channels, kernel_size=node_kernel_size))
 
-    def forward(self, xs: List[Tensor]) -> List[Tensor]:
+    def forward(self, xs: list[Tensor]) -> list[Tensor]:
         if len(xs) != self.num_inputs:
             raise DLAError(f"IDAUp was built for {self.num_inputs} inputs, got {len(xs)}")
         height, width = xs[0].shape[-2:]
@@ -209,12 +209,25 @@ class HDA(nn.Module):
             self.takes_residual = _accepts_residual(self.tree1)
         else:
             self.tree1 = HDA(
-                depth - 1, block, in_channels, out_channels, stride,
-                dilation=dilation, root_kernel_size=root_kernel_size, root_residual=root_residual,
+                depth - 1,
+                block,
+                in_channels,
+                out_channels,
+                stride,
+                dilation=dilation,
+                root_kernel_size=root_kernel_size,
+                root_residual=root_residual,
             )
             self.tree2 = HDA(
-                depth - 1, block, out_channels, out_channels, 1, root_channels=root_channels + out_channels,
-                dilation=dilation, root_kernel_size=root_kernel_size, root_residual=root_residual,
+                depth - 1,
+                block,
+                out_channels,
+                out_channels,
+                1,
+                root_channels=root_channels + out_channels,
+                dilation=dilation,
+                root_kernel_size=root_kernel_size,
+                root_residual=root_residual,
             )
             self.takes_residual = self.tree1.takes_residual
         self.downsample = nn.MaxPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
@@ -222,7 +235,7 @@ class HDA(nn.Module):
         if in_channels != out_channels and self.takes_residual:
             self.project = ConvBnAct(in_channels, out_channels, kernel_size=1, act=False)
 
-    def forward(self, x: Tensor, children: Optional[List[Tensor]] = None) -> Tensor:
+    def forward(self, x: Tensor, children: list[Tensor] | None = None) -> Tensor:
         children = [] if children is None else children
         if self.depth > 1:
             if self.aggregate_input:

@@ -2,7 +2,7 @@
 
 import argparse
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 
@@ -30,24 +30,34 @@ def cmd_models(args: argparse.Namespace) -> None:
     if not names:
         raise DLAError(f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}")
     size = args.input_size
-    header = ["name", "paper name", "block", "params (M)", f"MACs at {size}x{size} (G)", "paper params (M)",
-              "paper MACs (G)", "MACs at the paper's size (G)"]
+    header = [
+        "name",
+        "paper name",
+        "block",
+        "params (M)",
+        f"MACs at {size}x{size} (G)",
+        "paper params (M)",
+        "paper MACs (G)",
+        "MACs at the paper's size (G)",
+    ]
     rows = []
     for name in names:
         with torch.device("meta"):
             model = create_model(name).eval()
         paper = paper_figures(name)
         paper_size = paper.input_size
-        rows.append([
-            name,
-            get_pretrained_cfg(model).paper_name,
-            getattr(model, "block_name", ""),
-            f"{count_params(model) / 1e6:.2f}",
-            f"{count_macs(model, (1, 3, size, size)) / 1e9:.3f}",
-            "" if paper.params is None else f"{paper.params:g}",
-            "" if paper.macs is None or paper_size is None else f"{paper.macs:g} at {paper_size[0]}x{paper_size[1]}",
-            "" if paper_size is None else f"{count_macs(model, (1, 3, *paper_size)) / 1e9:.3f}",
-        ])
+        rows.append(
+            [
+                name,
+                get_pretrained_cfg(model).paper_name,
+                getattr(model, "block_name", ""),
+                f"{count_params(model) / 1e6:.2f}",
+                f"{count_macs(model, (1, 3, size, size)) / 1e9:.3f}",
+                "" if paper.params is None else f"{paper.params:g}",
+                "" if paper.macs is None or paper_size is None else f"{paper.macs:g} at {paper_size[0]}x{paper_size[1]}",
+                "" if paper_size is None else f"{count_macs(model, (1, 3, *paper_size)) / 1e9:.3f}",
+            ]
+        )
     print(_table(header, rows, args.format))
 
 
@@ -59,7 +69,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     """Score a checkpoint on a dataset split; print the per-class table, write JSON with ``--output``."""
     result = evaluate_checkpoint(
-        args.checkpoint, args.dataset, args.split, root=args.root, device=args.device, output=args.output,
+        args.checkpoint,
+        args.dataset,
+        args.split,
+        root=args.root,
+        device=args.device,
+        output=args.output,
         **_inference_settings(args),
     )
     print(get_task(result["task"]).table(result, result["classes"]))
@@ -96,7 +111,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"wrote {prepare_cityscapes(args.root)} train-id label files under {args.root}")
 
 
-def _table(header: List[str], rows: List[List[str]], fmt: str) -> str:
+def _table(header: list[str], rows: list[list[str]], fmt: str) -> str:
     if fmt == "markdown":
         lines = [header, ["---"] * len(header)] + rows
         return "\n".join("| " + " | ".join(row) + " |" for row in lines)
@@ -175,20 +190,29 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scales", type=float, nargs="+", help="segmentation: e.g. 0.5 0.75 1 1.25 1.5 (summed)")
     parser.add_argument("--flip", action="store_true", default=None, help="segmentation: also predict the mirrored image")
     parser.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), help="segmentation: sliding-window inference")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32),
-                        help="segmentation: run the model at this output stride (DeepLabv3: trained at 16, evaluated at 8)")
+    parser.add_argument(
+        "--output-stride",
+        type=int,
+        choices=(8, 16, 32),
+        help="segmentation: run the model at this output stride (DeepLabv3: trained at 16, evaluated at 8)",
+    )
     parser.add_argument("--ten-crop", action="store_true", default=None, help="classification: average 10 crops")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
-def _inference_settings(args: argparse.Namespace) -> Dict[str, Any]:
+def _inference_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The ``eval`` keys given on the command line (``--scales`` ... ``--ten-crop``)."""
-    given = {"scales": args.scales, "flip": args.flip, "window": args.window, "output_stride": args.output_stride,
-             "ten_crop": args.ten_crop}
+    given = {
+        "scales": args.scales,
+        "flip": args.flip,
+        "window": args.window,
+        "output_stride": args.output_stride,
+        "ten_crop": args.ten_crop,
+    }
     return {key: value for key, value in given.items() if value is not None}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

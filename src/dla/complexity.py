@@ -5,7 +5,7 @@ Multiply-adds are ``torch.utils.flop_counter.FlopCounterMode``'s FLOP total divi
 matrix products; pooling, BatchNorm and activations are not.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -10,8 +10,9 @@ Keys whose sensible value depends on the task are ``None`` here ("the task's def
 (``dla.tasks``) states its defaults and which of these keys it reads.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Literal, TypeVar
 
 from .errors import DLAError
 
@@ -20,27 +21,27 @@ T = TypeVar("T")
 
 @dataclass
 class ModelConfig:
-    name: Optional[str] = None  # a registered model (`dla models`); null: the task's default
-    down_ratio: Optional[Literal[2, 4, 8, 16]] = None  # DLA's decoder output stride ("2s", "8s"); null: the model's own
-    pretrained_backbone: Union[bool, str, None] = None  # ImageNet weights for the backbone: true, a path or a URL
-    kwargs: Dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
+    name: str | None = None  # a registered model (`dla models`); null: the task's default
+    down_ratio: Literal[2, 4, 8, 16] | None = None  # DLA's decoder output stride ("2s", "8s"); null: the model's own
+    pretrained_backbone: bool | str | None = None  # ImageNet weights for the backbone: true, a path or a URL
+    kwargs: dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
 
 
 @dataclass
 class DataConfig:
     dataset: str = "synthetic"  # camvid, cityscapes, voc, listfile, folder, synthetic, ...
-    root: Optional[str] = None  # null: $DLA_DATA_ROOT/<dataset>; relative paths: from the current directory
+    root: str | None = None  # null: $DLA_DATA_ROOT/<dataset>; relative paths: from the current directory
     train_split: str = "train"
     val_split: str = "val"
-    options: Dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset
-    crop_size: Optional[List[int]] = None  # [height, width] of training crops; null: the task's default
-    scale: Optional[List[float]] = None  # segmentation: rescaling range; classification: crop area fraction
-    ratio: Optional[List[float]] = None  # classification: crop aspect-ratio range [low, high]
-    rotation: Optional[float] = None  # random rotation within +-degrees (dense tasks only)
+    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset
+    crop_size: list[int] | None = None  # [height, width] of training crops; null: the task's default
+    scale: list[float] | None = None  # segmentation: rescaling range; classification: crop area fraction
+    ratio: list[float] | None = None  # classification: crop aspect-ratio range [low, high]
+    rotation: float | None = None  # random rotation within +-degrees (dense tasks only)
     flip: bool = True  # random horizontal flip
     color_jitter: float = 0.0  # strength of random brightness/contrast/saturation changes; 0 is off
     lighting: float = 0.0  # classification: std of AlexNet's PCA lighting noise (0.1 in AlexNet); 0 is off
-    resize: Optional[List[int]] = None  # classification, evaluation: [shorter side] or [height, width] before the crop
+    resize: list[int] | None = None  # classification, evaluation: [shorter side] or [height, width] before the crop
     batch_size: int = 8
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
 
@@ -52,28 +53,28 @@ class OptimConfig:
     momentum: float = 0.9  # sgd only
     weight_decay: float = 1.0e-4
     schedule: Literal["step", "poly"] = "step"
-    step_epochs: List[int] = field(default_factory=lambda: [800])  # step: multiply lr by gamma at these epochs
+    step_epochs: list[int] = field(default_factory=lambda: [800])  # step: multiply lr by gamma at these epochs
     gamma: float = 0.1
     power: float = 0.9  # poly: lr * (1 - iteration / total) ** power
     epochs: int = 1000
-    max_iterations: Optional[int] = None  # stop (and end the schedules) after this many iterations
-    class_weights: Optional[List[float]] = None  # one loss weight per class (boundaries: [1.0, 10.0])
+    max_iterations: int | None = None  # stop (and end the schedules) after this many iterations
+    class_weights: list[float] | None = None  # one loss weight per class (boundaries: [1.0, 10.0])
     backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
     aux_weight: float = 0.3  # a model's auxiliary logits weigh this in the loss, its main ones 1 - this (Ladder: 0.3)
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
-    grad_clip: Optional[float] = None  # clip the gradient norm to this value
+    grad_clip: float | None = None  # clip the gradient norm to this value
 
 
 @dataclass
 class EvalConfig:
     every_epochs: int = 10  # and always after the last epoch
-    scales: List[float] = field(default_factory=lambda: [1.0])  # image scales whose predictions are summed
+    scales: list[float] = field(default_factory=lambda: [1.0])  # image scales whose predictions are summed
     flip: bool = False  # also sum the prediction of the mirrored image
-    window: Optional[List[int]] = None  # [height, width] of sliding-window tiles; null: whole images
-    output_stride: Optional[int] = None  # segmentation: evaluate at this output stride (DeepLabv3: 8); null: as trained
+    window: list[int] | None = None  # [height, width] of sliding-window tiles; null: whole images
+    output_stride: int | None = None  # segmentation: evaluate at this output stride (DeepLabv3: 8); null: as trained
     ten_crop: bool = False  # classification: average the 10 crops (corners, centre, mirrored) of each image
-    thresholds: Optional[int] = None  # boundaries: how many thresholds the benchmark sweeps (99 in BSDS)
-    tolerance: Optional[float] = None  # boundaries: the matching distance, a fraction of the image diagonal
+    thresholds: int | None = None  # boundaries: how many thresholds the benchmark sweeps (99 in BSDS)
+    tolerance: float | None = None  # boundaries: the matching distance, a fraction of the image diagonal
 
 
 @dataclass
@@ -88,19 +89,19 @@ class Config:
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms (slower on CUDA)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    out_dir: Optional[str] = None  # null: runs/<config file name>, or runs/<model name> without a file
+    out_dir: str | None = None  # null: runs/<config file name>, or runs/<model name> without a file
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The nested mapping of plain values, in schema order (what ``config.yaml`` and checkpoints hold)."""
         return asdict(self)
 
 
-def required(value: Optional[T], key: str) -> T:
+def required(value: T | None, key: str) -> T:
     """The value of a key whose null means "the task's default": ``load_config`` has filled it in; a config built
     by hand (``Config()``) may not have, which this names."""
     if value is None:
@@ -108,7 +109,7 @@ def required(value: Optional[T], key: str) -> T:
     return value
 
 
-def pair(values: Optional[Sequence[T]], key: str) -> Tuple[T, T]:
+def pair(values: Sequence[T] | None, key: str) -> tuple[T, T]:
     """A two-value key (``data.crop_size``: ``[height, width]``) as a tuple."""
     first, second = required(values, key)
     return first, second

@@ -16,7 +16,6 @@ the consensus of the annotators, and ``annotations(i)``, every annotator's boole
 """
 
 import inspect
-from typing import Dict, Optional, Type, Union
 
 from ..errors import DLAError
 from .base import IMAGE_EXTENSIONS, ClassificationDataset, SegmentationDataset, TaskDataset, load_image, load_label
@@ -51,9 +50,9 @@ from .transforms import (
 )
 from .voc import VOC_META, VOCSegmentation
 
-Dataset = Union[SegmentationDataset, ClassificationDataset]
+Dataset = SegmentationDataset | ClassificationDataset
 
-DATASETS: Dict[str, Type[Dataset]] = {
+DATASETS: dict[str, type[Dataset]] = {
     "camvid": CamVid,
     "cityscapes": Cityscapes,
     "voc": VOCSegmentation,
@@ -70,20 +69,20 @@ DATASETS: Dict[str, Type[Dataset]] = {
 }
 
 
-def dataset_options(name: str) -> Dict[str, inspect.Parameter]:
+def dataset_options(name: str) -> dict[str, inspect.Parameter]:
     """The layout-specific keyword options of dataset ``name`` (everything but root, split and transform)."""
     parameters = inspect.signature(_dataset_class(name).__init__).parameters
     return {k: p for k, p in parameters.items() if k not in ("self", "root", "split", "transform")}
 
 
-def _dataset_class(name: str) -> Type[Dataset]:
+def _dataset_class(name: str) -> type[Dataset]:
     try:
         return DATASETS[name]
     except KeyError:
         raise DLAError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
 
 
-def build_dataset(name: str, root: Optional[str], split: str, transform=None, **options) -> Dataset:
+def build_dataset(name: str, root: str | None, split: str, transform=None, **options) -> Dataset:
     """Dataset ``name`` (a key of :data:`DATASETS`) on ``root``'s ``split``, with its layout ``options``.
 
     ``root`` may be ``None`` only for ``synthetic``. Unknown names and options raise :class:`DLAError`
@@ -94,8 +93,7 @@ def build_dataset(name: str, root: Optional[str], split: str, transform=None, **
     unexpected = sorted(set(options) - set(accepted))
     if unexpected:
         raise DLAError(
-            f"dataset {name!r} does not take option(s) {', '.join(unexpected)}; "
-            f"it accepts: {', '.join(accepted) or 'no options'}"
+            f"dataset {name!r} does not take option(s) {', '.join(unexpected)}; it accepts: {', '.join(accepted) or 'no options'}"
         )
     if root is None and cls.needs_root:
         raise DLAError(f"dataset {name!r} needs a root folder")

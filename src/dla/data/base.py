@@ -27,8 +27,8 @@ subclasses (:mod:`dla.data.imagefolder`, :mod:`dla.data.finegrained`) set ``name
 folder that contains the dataset's own top folder.
 """
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -37,11 +37,11 @@ from PIL import Image
 from ..errors import DLAError
 from .meta import DatasetMeta, default_palette
 
-PathLike = Union[str, Path]
-Sample = Tuple[Image.Image, np.ndarray]
+PathLike = str | Path
+Sample = tuple[Image.Image, np.ndarray]
 Transform = Callable[[Image.Image, np.ndarray], object]
 ImageTransform = Callable[[Image.Image], object]
-ClassSample = Tuple[Path, int]
+ClassSample = tuple[Path, int]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".webp")
 
@@ -88,9 +88,7 @@ def load_label(path: PathLike) -> np.ndarray:
         raise DLAError(f"{path}: cannot read the label image ({e}); not an image, or truncated or corrupt") from e
 
 
-def check_sample(
-    image: Image.Image, label: np.ndarray, meta: DatasetMeta, image_path: PathLike, label_path: PathLike
-) -> None:
+def check_sample(image: Image.Image, label: np.ndarray, meta: DatasetMeta, image_path: PathLike, label_path: PathLike) -> None:
     """Raise :class:`DLAError` when ``label`` is not the image's size or holds values that are not classes."""
     height, width = label.shape
     if (width, height) != image.size:
@@ -115,12 +113,12 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def list_images(folder: Path) -> List[Path]:
+def list_images(folder: Path) -> list[Path]:
     """The image files directly inside ``folder``, sorted by name (hidden files skipped)."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
 
 
-def pair_files(images: Iterable[Path], label_for: Callable[[Path], Optional[Path]], where: str) -> List[Tuple[Path, Path]]:
+def pair_files(images: Iterable[Path], label_for: Callable[[Path], Path | None], where: str) -> list[tuple[Path, Path]]:
     """Pair each image with ``label_for(image)``; a :class:`DLAError` naming the images whose label is missing.
 
     ``label_for`` returns the expected label path, or ``None`` when it cannot even name one. ``where``
@@ -146,7 +144,7 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def _list_file_lines(path: Path) -> List[str]:
+def _list_file_lines(path: Path) -> list[str]:
     """All lines of the list file ``path``; :class:`DLAError` when it cannot be read."""
     try:
         return path.read_text().splitlines()
@@ -154,12 +152,12 @@ def _list_file_lines(path: Path) -> List[str]:
         raise DLAError(f"{path}: cannot read the list file ({e})") from e
 
 
-def read_lines(path: Path) -> List[str]:
+def read_lines(path: Path) -> list[str]:
     """The non-blank lines of a text file, stripped; :class:`DLAError` when it cannot be read."""
     return [line.strip() for line in _list_file_lines(path) if line.strip()]
 
 
-def read_records(path: Path, fields: int) -> List[Tuple[int, List[str]]]:
+def read_records(path: Path, fields: int) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` for each non-blank line of the list file ``path``.
 
     A line is split on whitespace into exactly ``fields`` fields, the last one taking the rest of the
@@ -184,7 +182,7 @@ class TaskDataset(torch.utils.data.Dataset):
 
     task: str  # what the samples are for (the trainer checks it against the config's task)
     meta: DatasetMeta
-    splits: Optional[Sequence[str]] = None  # accepted split names; None: any name
+    splits: Sequence[str] | None = None  # accepted split names; None: any name
     aliases: Mapping[str, str] = {}  # other accepted split names -> the split they read
     needs_root: bool = True
 
@@ -199,13 +197,13 @@ class TaskDataset(torch.utils.data.Dataset):
             raise DLAError(f"{type(self).__name__} has no split {split!r}; valid splits: {valid}{also}")
         return split
 
-    def _root_folder(self, root: Optional[PathLike]) -> Optional[Path]:
+    def _root_folder(self, root: PathLike | None) -> Path | None:
         """``root`` as a ``Path`` (``None`` stays ``None``); checked to be a folder when ``needs_root``."""
         if self.needs_root:
             return self._required_root(root)
         return Path(root).expanduser() if root is not None else None
 
-    def _required_root(self, root: Optional[PathLike]) -> Path:
+    def _required_root(self, root: PathLike | None) -> Path:
         """``root`` as a ``Path``, checked to be a folder; :class:`DLAError` when it is ``None`` or no folder."""
         if root is None:
             raise DLAError(f"{type(self).__name__} needs a root folder (got none)")
@@ -221,13 +219,13 @@ class SegmentationDataset(TaskDataset):
 
     task = "segmentation"
 
-    def __init__(self, root: Optional[PathLike], split: str = "train", transform: Optional[Transform] = None) -> None:
+    def __init__(self, root: PathLike | None, split: str = "train", transform: Transform | None = None) -> None:
         super().__init__()
         self.split = self._resolve_split(split)
         self.transform = transform
-        self.root: Optional[Path] = self._root_folder(root)
+        self.root: Path | None = self._root_folder(root)
         self.meta: DatasetMeta = self.load_meta()
-        self.files: List[Tuple[Path, Path]] = self.find_files()
+        self.files: list[tuple[Path, Path]] = self.find_files()
         if len(self) == 0:
             raise DLAError(f"{self.root}: the {split!r} split of {type(self).__name__} is empty (no images found)")
 
@@ -242,7 +240,7 @@ class SegmentationDataset(TaskDataset):
         """Class names, palette, normalisation and ignore value of this dataset."""
         raise NotImplementedError
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         """The ``(image_path, label_path)`` pairs of the split; raise :class:`DLAError` on missing files."""
         raise NotImplementedError
 
@@ -284,17 +282,17 @@ class ClassificationDataset(TaskDataset):
     """
 
     task = "classification"
-    name: Optional[str] = None  # DatasetMeta.name; None: the root folder's name
-    unpacks_into: Optional[str] = None  # the folder of the published archive, which root may hold
+    name: str | None = None  # DatasetMeta.name; None: the root folder's name
+    unpacks_into: str | None = None  # the folder of the published archive, which root may hold
 
-    def __init__(self, root: Optional[PathLike], split: str = "train", transform: Optional[ImageTransform] = None) -> None:
+    def __init__(self, root: PathLike | None, split: str = "train", transform: ImageTransform | None = None) -> None:
         super().__init__()
         self.split = self._resolve_split(split)
         self.transform = transform
         self.root: Path = self.locate_root(self._required_root(root))
-        self.classes: List[str] = list(self.load_classes())
+        self.classes: list[str] = list(self.load_classes())
         self._check_classes()
-        self.samples: List[ClassSample] = sorted(self.find_samples())
+        self.samples: list[ClassSample] = sorted(self.find_samples())
         self._check_samples()
         self.meta = DatasetMeta(
             name=self.name or self.root.name,
@@ -331,20 +329,20 @@ class ClassificationDataset(TaskDataset):
         inner = root / self.unpacks_into if self.unpacks_into else None
         return inner if inner is not None and inner.is_dir() else root
 
-    def load_classes(self) -> List[str]:
+    def load_classes(self) -> list[str]:
         """The class names, in index order."""
         raise NotImplementedError
 
-    def find_samples(self) -> List[ClassSample]:
+    def find_samples(self) -> list[ClassSample]:
         """The ``(image_path, label)`` pairs of the split (any order; missing files are reported by the base)."""
         raise NotImplementedError
 
     @property
-    def targets(self) -> List[int]:
+    def targets(self) -> list[int]:
         """The label of every sample, in ``samples`` order."""
         return [label for _, label in self.samples]
 
-    def read(self, index: int) -> Tuple[Image.Image, int]:
+    def read(self, index: int) -> tuple[Image.Image, int]:
         """Sample ``index`` untransformed: ``(RGB PIL image, class index)``."""
         path, label = self.samples[index]
         return load_image(path), label
@@ -363,7 +361,7 @@ class ClassificationDataset(TaskDataset):
         )
 
 
-def lookup_table(mapping: Dict[int, int], size: int, fill: int) -> np.ndarray:
+def lookup_table(mapping: dict[int, int], size: int, fill: int) -> np.ndarray:
     """An ``int64`` table ``t`` of ``size`` entries, ``t[k] = mapping[k]`` and ``fill`` elsewhere.
 
     For vectorised relabelling: ``t[label]`` maps a whole label array at once.

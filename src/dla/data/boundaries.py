@@ -23,8 +23,8 @@ its release. In a segment mask every distinct value is a segment, a void band in
 would give boundaries on both of its sides): export such datasets as boundary maps instead.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -100,9 +100,9 @@ class BoundaryDataset(SegmentationDataset):
 
     def __init__(
         self,
-        root: Optional[PathLike],
+        root: PathLike | None,
         split: str = "train",
-        transform: Optional[Transform] = None,
+        transform: Transform | None = None,
         min_annotators: int = 3,
         ignore_uncertain: bool = False,
     ) -> None:
@@ -114,11 +114,11 @@ class BoundaryDataset(SegmentationDataset):
     def load_meta(self) -> DatasetMeta:
         return boundary_meta(self.root_dir.name)
 
-    def load_annotations(self, path: Path) -> List[np.ndarray]:
+    def load_annotations(self, path: Path) -> list[np.ndarray]:
         """Every annotator's boundary map stored in label file ``path``, as arrays (any dtype, nonzero = boundary)."""
         raise NotImplementedError
 
-    def annotations(self, index: int) -> List[np.ndarray]:
+    def annotations(self, index: int) -> list[np.ndarray]:
         """Every annotator's ``bool (H, W)`` boundary map of sample ``index``, untransformed, sizes checked."""
         return self.read_annotated(index)[1]
 
@@ -127,7 +127,7 @@ class BoundaryDataset(SegmentationDataset):
         image, maps = self.read_annotated(index)
         return image, consensus_label(maps, self.min_annotators, self.ignore_uncertain, self.meta.ignore_index)
 
-    def read_annotated(self, index: int) -> Tuple[Image.Image, List[np.ndarray]]:
+    def read_annotated(self, index: int) -> tuple[Image.Image, list[np.ndarray]]:
         """Sample ``index`` untransformed with every annotator's ``bool (H, W)`` map, each checked to be the
         image's size: what the benchmark scores (one read of the image and of its annotations)."""
         image_path, label_path = self.files[index]
@@ -158,7 +158,7 @@ class BoundaryFolder(BoundaryDataset):
         self,
         root: PathLike,
         split: str = "train",
-        transform: Optional[Transform] = None,
+        transform: Transform | None = None,
         images_dir: str = "images/{split}",
         labels_dir: str = "labels/{split}",
         label_kind: str = "boundaries",
@@ -170,11 +170,11 @@ class BoundaryFolder(BoundaryDataset):
         self.images_dir, self.labels_dir, self.label_kind = images_dir, labels_dir, label_kind
         super().__init__(root, split, transform, min_annotators, ignore_uncertain)
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         images = require_dir(self.root_dir / self.images_dir.format(split=self.split), "image folder")
         labels = require_dir(self.root_dir / self.labels_dir.format(split=self.split), "boundary label folder")
         return pair_files(list_images(images), lambda p: labels / f"{p.stem}.png", str(labels))
 
-    def load_annotations(self, path: Path) -> List[np.ndarray]:
+    def load_annotations(self, path: Path) -> list[np.ndarray]:
         label = load_label(path)
         return [boundaries_from_segmentation(label) if self.label_kind == "segments" else label]

@@ -10,7 +10,6 @@ cached: a ``.mat`` is some 50 KB and reads in a few milliseconds.
 """
 
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 import scipy.io
@@ -31,16 +30,16 @@ class BSDS500(BoundaryDataset):
     def load_meta(self) -> DatasetMeta:
         return BSDS_META
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         images = require_dir(self.root_dir / "images" / self.split, f"BSDS500 {self.split!r} image folder")
         truth = require_dir(self.root_dir / "groundTruth" / self.split, f"BSDS500 {self.split!r} ground-truth folder")
         return pair_files(list_images(images), lambda p: truth / f"{p.stem}.mat", str(truth))
 
-    def load_annotations(self, path: Path) -> List[np.ndarray]:
+    def load_annotations(self, path: Path) -> list[np.ndarray]:
         return read_bsds_boundaries(path)
 
 
-def read_bsds_boundaries(path: Path) -> List[np.ndarray]:
+def read_bsds_boundaries(path: Path) -> list[np.ndarray]:
     """Every annotator's ``Boundaries`` map in BSDS ground-truth file ``path``, in file order.
 
     Read with ``squeeze_me`` and ``struct_as_record=False``: a cell of structs (the release) or a struct

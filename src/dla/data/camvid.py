@@ -6,7 +6,6 @@ CamVid results, Tables 5 and 8).
 """
 
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 
@@ -14,12 +13,31 @@ from .base import SegmentationDataset, list_images, pair_files, require_dir
 from .meta import DatasetMeta
 
 CAMVID_CLASSES = (
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
 )
 # The SegNet tutorial's CamVid colours, in class order.
 CAMVID_PALETTE = (
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
 )
 CAMVID_VOID = 11
 
@@ -37,7 +55,7 @@ class CamVid(SegmentationDataset):
     def load_meta(self) -> DatasetMeta:
         return CAMVID_META
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         images = require_dir(self.root_dir / self.split, f"CamVid {self.split!r} image folder")
         labels = require_dir(self.root_dir / f"{self.split}annot", f"CamVid {self.split!r} label folder")
         return pair_files(list_images(images), lambda p: labels / p.name, str(labels))

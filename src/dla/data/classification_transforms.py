@@ -12,7 +12,7 @@ after resizing the shorter side to 256; the fine-grained sets resize to 512 x 51
 photometric distortions (:class:`ColorJitter` in a random order).
 """
 
-from typing import Callable, List, Optional, Tuple
+from collections.abc import Callable
 
 from ..errors import DLAError
 from .meta import DatasetMeta
@@ -34,12 +34,12 @@ from .transforms import (
 def classification_train_transforms(
     meta: DatasetMeta,
     crop_size: Size = (224, 224),
-    scale: Tuple[float, float] = (0.08, 1.0),
-    ratio: Tuple[float, float] = (3 / 4, 4 / 3),
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
     flip: bool = True,
     color_jitter: float = 0.0,
     lighting: float = 0.0,
-    resize: Optional[Size] = None,
+    resize: Size | None = None,
 ) -> Compose:
     """Training: [resize], random resized crop, [flip], [colour jitter], tensor, [lighting], normalise.
 
@@ -49,7 +49,7 @@ def classification_train_transforms(
     distortions); ``lighting`` is the std of the PCA colour noise (0.1); 0 turns either off (the paper's
     ImageNet runs use neither). Normalisation uses ``meta.mean`` and ``meta.std``. Output: ``float32 (3, h, w)``.
     """
-    steps: List[Callable] = []
+    steps: list[Callable] = []
     if resize is not None:
         steps.append(Resize(resize))
     steps.append(RandomResizedCrop(crop_size, scale, ratio))
@@ -66,8 +66,8 @@ def classification_train_transforms(
 
 def classification_eval_transforms(
     meta: DatasetMeta,
-    resize: Optional[Size] = 256,
-    crop_size: Optional[Size] = (224, 224),
+    resize: Size | None = 256,
+    crop_size: Size | None = (224, 224),
     ten_crop: bool = False,
 ) -> Compose:
     """Evaluation: [resize], centre crop or 10-crop, tensor, normalise; deterministic.
@@ -78,7 +78,7 @@ def classification_eval_transforms(
     """
     if ten_crop and crop_size is None:
         raise DLAError("ten_crop needs a crop_size")
-    steps: List[Callable] = []
+    steps: list[Callable] = []
     if resize is not None:
         steps.append(Resize(resize))
     if crop_size is not None:

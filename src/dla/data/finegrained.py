@@ -10,7 +10,6 @@ report on, so that the trainer's default validation split works.
 """
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import scipy.io
@@ -33,7 +32,7 @@ class CUB200(ClassificationDataset):
     aliases = {"val": "test"}
     unpacks_into = "CUB_200_2011"
 
-    def load_classes(self) -> List[str]:
+    def load_classes(self) -> list[str]:
         path = self.root / "classes.txt"
         records = read_records(path, 2)
         for position, (line, (number, _)) in enumerate(records, 1):
@@ -41,7 +40,7 @@ class CUB200(ClassificationDataset):
                 raise DLAError(f"{path}, line {line}: class number {number!r}, expected {position} (1, 2, ...)")
         return [name for _, (_, name) in records]
 
-    def find_samples(self) -> List[ClassSample]:
+    def find_samples(self) -> list[ClassSample]:
         paths, labels = _by_id(self.root / "images.txt"), _by_id(self.root / "image_class_labels.txt")
         wanted = "1" if self.split == "train" else "0"
         samples = []
@@ -59,9 +58,9 @@ class CUB200(ClassificationDataset):
         return samples
 
 
-def _by_id(path: Path) -> Dict[str, Tuple[str, str]]:
+def _by_id(path: Path) -> dict[str, tuple[str, str]]:
     """``{image_id: (value, "<path>, line N")}`` from a CUB file of ``<image_id> <value>`` lines."""
-    table: Dict[str, Tuple[str, str]] = {}
+    table: dict[str, tuple[str, str]] = {}
     for line, (image_id, value) in read_records(path, 2):
         if image_id in table:
             raise DLAError(f"{path}, line {line}: image id {image_id} is listed twice (first at {table[image_id][1]})")
@@ -83,10 +82,10 @@ class StanfordCars(ClassificationDataset):
     splits = ("train", "test")
     aliases = {"val": "test"}
 
-    def load_classes(self) -> List[str]:
+    def load_classes(self) -> list[str]:
         return [str(name) for name in np.atleast_1d(_load_mat(self.root / "devkit" / "cars_meta.mat", "class_names"))]
 
-    def find_samples(self) -> List[ClassSample]:
+    def find_samples(self) -> list[ClassSample]:
         if self.split == "train":
             path = self.root / "devkit" / "cars_train_annos.mat"
         else:
@@ -140,7 +139,7 @@ class FGVCAircraft(ClassificationDataset):
         self,
         root: PathLike,
         split: str = "train",
-        transform: Optional[ImageTransform] = None,
+        transform: ImageTransform | None = None,
         annotation_level: str = "variant",
     ) -> None:
         if annotation_level not in self.LEVELS:
@@ -153,10 +152,10 @@ class FGVCAircraft(ClassificationDataset):
         inner = root / "fgvc-aircraft-2013b" / "data"
         return inner if inner.is_dir() and not (root / "data").is_dir() else root / "data"
 
-    def load_classes(self) -> List[str]:
+    def load_classes(self) -> list[str]:
         return read_lines(require_file(self.root / f"{self.LEVELS[self.annotation_level]}.txt", "class list"))
 
-    def find_samples(self) -> List[ClassSample]:
+    def find_samples(self) -> list[ClassSample]:
         path = self.root / f"images_{self.annotation_level}_{self.split}.txt"
         index = {name: i for i, name in enumerate(self.classes)}
         return [
@@ -178,10 +177,10 @@ class Food101(ClassificationDataset):
     aliases = {"val": "test"}
     unpacks_into = "food-101"
 
-    def load_classes(self) -> List[str]:
+    def load_classes(self) -> list[str]:
         return read_lines(require_file(self.root / "meta" / "classes.txt", "class list"))
 
-    def find_samples(self) -> List[ClassSample]:
+    def find_samples(self) -> list[ClassSample]:
         path = self.root / "meta" / f"{self.split}.txt"
         index = {name: i for i, name in enumerate(self.classes)}
         samples = []
@@ -205,7 +204,7 @@ def parse_label(text: str, num_classes: int, where: str, first: int = 1) -> int:
     return number - first
 
 
-def class_by_name(name: str, index: Dict[str, int], where: str) -> int:
+def class_by_name(name: str, index: dict[str, int], where: str) -> int:
     """The index of class ``name`` in ``index`` (name -> index); ``where`` names file and line."""
     try:
         return index[name]

@@ -8,8 +8,8 @@ dataset with one split. A mask is the file in ``masks_dir`` whose stem is the im
 (one name per line, in index order). Masks are single-channel images of class indices.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DLAError
@@ -24,15 +24,15 @@ class FolderDataset(SegmentationDataset):
         self,
         root: PathLike,
         split: str = "train",
-        transform: Optional[Transform] = None,
+        transform: Transform | None = None,
         images_dir: str = "images/{split}",
         masks_dir: str = "masks/{split}",
-        classes: Optional[Sequence[str]] = None,
+        classes: Sequence[str] | None = None,
         ignore_index: int = IGNORE_INDEX,
         mask_suffix: str = "",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
-        palette: Optional[Sequence[Sequence[int]]] = None,
+        palette: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.images_dir, self.masks_dir, self.mask_suffix = images_dir, masks_dir, mask_suffix
         self._classes, self._palette = classes, palette
@@ -55,22 +55,22 @@ class FolderDataset(SegmentationDataset):
             ignore_index=int(self._ignore_index),
         )
 
-    def _read_classes(self) -> Tuple[str, ...]:
+    def _read_classes(self) -> tuple[str, ...]:
         path = self.root_dir / "classes.txt"
         if not path.is_file():
             raise DLAError(f"{path}: not found; pass the class names (classes=[...]) or write them there, one per line")
         return tuple(read_lines(path))
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         images = require_dir(self.root_dir / self.images_dir.format(split=self.split), "image folder")
         masks = require_dir(self.root_dir / self.masks_dir.format(split=self.split), "mask folder")
         by_stem = _index_by_stem(list_images(masks))
         return pair_files(list_images(images), lambda p: by_stem.get(p.stem + self.mask_suffix), str(masks))
 
 
-def _index_by_stem(paths: List[Path]) -> Dict[str, Path]:
+def _index_by_stem(paths: list[Path]) -> dict[str, Path]:
     """``{stem: path}``; :class:`DLAError` when two files share a stem (the pairing would be ambiguous)."""
-    index: Dict[str, Path] = {}
+    index: dict[str, Path] = {}
     for path in paths:
         if path.stem in index:
             raise DLAError(f"{path}: two masks share the stem {path.stem!r} ({index[path.stem].name} and {path.name})")

@@ -8,8 +8,8 @@ hidden files skipped. Empty class folders are allowed; an empty split is not. Ch
 :class:`~dla.data.base.ClassificationDataset`'s.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from ..errors import DLAError
 from .base import ClassificationDataset, ClassSample, ImageTransform, PathLike, list_images
@@ -27,8 +27,8 @@ class ImageFolder(ClassificationDataset):
         self,
         root: PathLike,
         split: str = "train",
-        transform: Optional[ImageTransform] = None,
-        classes: Optional[Sequence[str]] = None,
+        transform: ImageTransform | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:
         self._classes = classes
         super().__init__(root, split, transform)
@@ -45,7 +45,7 @@ class ImageFolder(ClassificationDataset):
         train = self.root / "train"
         return train if train.is_dir() else self._split_dir()
 
-    def load_classes(self) -> List[str]:
+    def load_classes(self) -> list[str]:
         folder = self._class_dir()
         found = [p.name for p in _subfolders(folder)]
         if self._classes is None:
@@ -59,9 +59,9 @@ class ImageFolder(ClassificationDataset):
             raise DLAError(f"{folder / extra[0]}: class folder {extra[0]!r} is not one of the classes= passed")
         return classes
 
-    def find_samples(self) -> List[ClassSample]:
+    def find_samples(self) -> list[ClassSample]:
         index = {name: i for i, name in enumerate(self.classes)}
-        samples: List[ClassSample] = []
+        samples: list[ClassSample] = []
         for folder in _subfolders(self._split_dir()):
             if folder.name not in index:
                 raise DLAError(
@@ -72,6 +72,6 @@ class ImageFolder(ClassificationDataset):
         return samples
 
 
-def _subfolders(folder: Path) -> List[Path]:
+def _subfolders(folder: Path) -> list[Path]:
     """The folders directly inside ``folder``, sorted by name (hidden ones skipped)."""
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -8,8 +8,9 @@ Labels are single-channel images of class indices, used as stored.
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from ..constants import IGNORE_INDEX
 from ..errors import DLAError
@@ -25,7 +26,7 @@ class ListFileDataset(SegmentationDataset):
     """
 
     def __init__(
-        self, root: PathLike, split: str = "train", transform: Optional[Transform] = None, num_classes: Optional[int] = None
+        self, root: PathLike, split: str = "train", transform: Transform | None = None, num_classes: int | None = None
     ) -> None:
         self.num_classes = num_classes
         super().__init__(root, split, transform)
@@ -46,7 +47,7 @@ class ListFileDataset(SegmentationDataset):
             ignore_index=int(info.get("ignore_index", IGNORE_INDEX)),
         )
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         image_list, label_list = (self.root_dir / f"{self.split}_{kind}.txt" for kind in ("images", "labels"))
         for path in (image_list, label_list):
             if not path.is_file():
@@ -65,7 +66,7 @@ class ListFileDataset(SegmentationDataset):
         return pairs
 
 
-def _read_info(path: Path) -> Dict[str, Any]:
+def _read_info(path: Path) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text())
     except FileNotFoundError:
@@ -77,17 +78,17 @@ def _read_info(path: Path) -> Dict[str, Any]:
     return info
 
 
-def _triple(info: Dict[str, Any], key: str, path: Path) -> Tuple[float, float, float]:
+def _triple(info: dict[str, Any], key: str, path: Path) -> tuple[float, float, float]:
     value = info.get(key)
     if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
         raise DLAError(f"{path}: {key!r} must be a list of three numbers (one per RGB channel), got {value!r}")
     return channel_triple(value, f"{path}: {key!r}")
 
 
-def _class_names(classes: Any, num_classes: Optional[int], path: Path) -> Tuple[str, ...]:
+def _class_names(classes: Any, num_classes: int | None, path: Path) -> tuple[str, ...]:
     """Class names from info.json's ``classes`` (names or a count) and/or the ``num_classes`` argument."""
     if isinstance(classes, int) and not isinstance(classes, bool):
-        names: Optional[Sequence[str]] = [f"class_{i}" for i in range(classes)]
+        names: Sequence[str] | None = [f"class_{i}" for i in range(classes)]
     elif isinstance(classes, list) and all(isinstance(c, str) for c in classes):
         names = classes
     elif classes is None:

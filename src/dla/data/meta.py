@@ -1,7 +1,8 @@
 """What travels with a dataset: class names, palette, normalisation and the ignore value."""
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any
 
 from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DLAError
@@ -16,22 +17,22 @@ class DatasetMeta:
     """
 
     name: str
-    classes: Tuple[str, ...]
-    palette: Tuple[Tuple[int, int, int], ...]
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     ignore_index: int = IGNORE_INDEX
-    extra: Dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "DatasetMeta":
+    def from_dict(cls, d: dict[str, Any]) -> "DatasetMeta":
         return cls(
             name=str(d["name"]),
             classes=tuple(d["classes"]),
@@ -43,7 +44,7 @@ class DatasetMeta:
         )
 
 
-def channel_triple(values: Iterable[float], what: str) -> Tuple[float, float, float]:
+def channel_triple(values: Iterable[float], what: str) -> tuple[float, float, float]:
     """``values`` as three floats, one per RGB channel (a normalisation ``mean`` or ``std``).
 
     :class:`DLAError` naming ``what`` when there are not exactly three.
@@ -54,7 +55,7 @@ def channel_triple(values: Iterable[float], what: str) -> Tuple[float, float, fl
     return items[0], items[1], items[2]
 
 
-def colour(values: Iterable[int], what: str) -> Tuple[int, int, int]:
+def colour(values: Iterable[int], what: str) -> tuple[int, int, int]:
     """``values`` as an ``(r, g, b)`` colour of ints; :class:`DLAError` naming ``what`` when it is not three values."""
     items = tuple(int(v) for v in values)
     if len(items) != 3:
@@ -62,7 +63,7 @@ def colour(values: Iterable[int], what: str) -> Tuple[int, int, int]:
     return items[0], items[1], items[2]
 
 
-def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
+def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
     """The PASCAL VOC colour map (bit-interleaved), distinct colours for any number of classes."""
     palette = []
     for i in range(num_classes):
@@ -75,5 +76,3 @@ def default_palette(num_classes: int) -> List[Tuple[int, int, int]]:
             c >>= 3
         palette.append((r, g, b))
     return palette
-
-

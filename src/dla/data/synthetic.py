@@ -13,9 +13,9 @@ tell the class: the shape ("what") and its boundary ("where") do. Gaussian pixel
 Generation is vectorised NumPy (about 1 ms for 128x128).
 """
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -25,9 +25,7 @@ from .base import PathLike, Sample, SegmentationDataset, Transform
 from .meta import DatasetMeta, default_palette
 
 SYNTHETIC_CLASSES = ("background", "circle", "square", "triangle", "ring", "cross")
-SYNTHETIC_META = DatasetMeta(
-    name="synthetic", classes=SYNTHETIC_CLASSES, palette=tuple(default_palette(len(SYNTHETIC_CLASSES)))
-)
+SYNTHETIC_META = DatasetMeta(name="synthetic", classes=SYNTHETIC_CLASSES, palette=tuple(default_palette(len(SYNTHETIC_CLASSES))))
 
 _SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 _DEFAULT_LENGTHS = {"train": 512, "val": 64, "test": 64}
@@ -40,8 +38,8 @@ _TEXTURES = ("stripes", "checker", "dots", "flat")
 _CLASS_TEXTURES = ("stripes", "checker", "stripes", "dots", "flat")
 _NOISE_STD = 6.0
 
-Grid = Tuple[np.ndarray, np.ndarray]
-Box = Tuple[slice, slice]
+Grid = tuple[np.ndarray, np.ndarray]
+Box = tuple[slice, slice]
 
 
 @lru_cache(maxsize=8)
@@ -81,7 +79,7 @@ def _background(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> np.nd
     return _paint(0.75 * smooth + 0.25 * texture, low, high)
 
 
-def _place(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> Tuple[Box, np.ndarray, np.ndarray, float]:
+def _place(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> tuple[Box, np.ndarray, np.ndarray, float]:
     """A random centre, radius and angle: the box ``(rows, cols)`` that holds the shape, and box-local
     coordinates ``(u, v)`` centred on the shape and rotated by the angle, and the radius.
 
@@ -128,7 +126,7 @@ def _cross(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, r: float) -> 
     return ((au <= w) & (av <= r)) | ((av <= w) & (au <= r))
 
 
-_SHAPES: Dict[int, Callable[..., np.ndarray]] = {1: _circle, 2: _square, 3: _triangle, 4: _ring, 5: _cross}
+_SHAPES: dict[int, Callable[..., np.ndarray]] = {1: _circle, 2: _square, 3: _triangle, 4: _ring, 5: _cross}
 
 
 def _object_colours(cls: int, rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -140,7 +138,7 @@ def _object_colours(cls: int, rng: np.random.Generator, y: np.ndarray, x: np.nda
     return _paint(_pattern(kind, rng, y, x), low, high)
 
 
-def generate_shapes(rng: np.random.Generator, height: int, width: int, max_shapes: int = 6) -> Tuple[np.ndarray, np.ndarray]:
+def generate_shapes(rng: np.random.Generator, height: int, width: int, max_shapes: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """One sample from ``rng``: ``uint8 (H, W, 3)`` image and ``int64 (H, W)`` label in 0..5."""
     y, x = _grid(height, width)
     image = _background(rng, y, x)
@@ -170,10 +168,10 @@ class SyntheticShapes(SegmentationDataset):
 
     def __init__(
         self,
-        root: Optional[PathLike] = None,
+        root: PathLike | None = None,
         split: str = "train",
-        transform: Optional[Transform] = None,
-        length: Optional[int] = None,
+        transform: Transform | None = None,
+        length: int | None = None,
         seed: int = 0,
         height: int = 128,
         width: int = 128,
@@ -191,7 +189,7 @@ class SyntheticShapes(SegmentationDataset):
     def load_meta(self) -> DatasetMeta:
         return SYNTHETIC_META
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         return []
 
     def __len__(self) -> int:

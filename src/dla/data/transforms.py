@@ -23,7 +23,8 @@ workers and exact on resume; the transforms keep no state of their own.
 """
 
 import math
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,10 +34,10 @@ from ..constants import IGNORE_INDEX, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
 from ..errors import DLAError
 from .meta import DatasetMeta
 
-Mask = Optional[np.ndarray]
-Size = Union[int, Tuple[int, int]]
-Colour = Tuple[int, int, int]
-Box = Tuple[int, int, int, int]  # PIL crop box: left, top, right, bottom
+Mask = np.ndarray | None
+Size = int | tuple[int, int]
+Colour = tuple[int, int, int]
+Box = tuple[int, int, int, int]  # PIL crop box: left, top, right, bottom
 Resampler = Callable[[Image.Image, Image.Resampling], Image.Image]
 
 
@@ -45,7 +46,7 @@ def _uniform(low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(()))
 
 
-def _pair(size: Size) -> Tuple[int, int]:
+def _pair(size: Size) -> tuple[int, int]:
     """``(h, w)`` from an int (square) or a pair."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
@@ -55,7 +56,7 @@ def _mask_image(mask: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(mask, dtype=np.int32))
 
 
-def _resample(image: Image.Image, mask: Mask, op: Resampler) -> Tuple[Image.Image, Mask]:
+def _resample(image: Image.Image, mask: Mask, op: Resampler) -> tuple[Image.Image, Mask]:
     """``op(picture, resampling)`` applied to the image (bilinear) and to the mask (nearest, dtype kept)."""
     image = op(image, Image.Resampling.BILINEAR)
     if mask is not None:
@@ -63,12 +64,12 @@ def _resample(image: Image.Image, mask: Mask, op: Resampler) -> Tuple[Image.Imag
     return image, mask
 
 
-def _flip(image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+def _flip(image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
     """Both mirrored left-right."""
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (None if mask is None else mask[:, ::-1].copy())
 
 
-def mean_colour(mean: Tuple[float, float, float]) -> Colour:
+def mean_colour(mean: tuple[float, float, float]) -> Colour:
     """A normalisation mean on the 0..1 scale as an 8-bit RGB colour (padding that normalises to ~0)."""
     red, green, blue = (int(round(255 * m)) for m in mean)
     return red, green, blue
@@ -84,7 +85,7 @@ class Transform:
         image, mask = self.apply(image, mask)
         return image if mask is None else (image, mask)
 
-    def apply(self, image: Any, mask: Any) -> Tuple[Any, Any]:
+    def apply(self, image: Any, mask: Any) -> tuple[Any, Any]:
         raise NotImplementedError
 
 
@@ -119,7 +120,7 @@ class RandomScale(Transform):
     def __init__(self, min_scale: float = 0.5, max_scale: float = 2.0) -> None:
         self.min_scale, self.max_scale = min_scale, max_scale
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         scale = _uniform(self.min_scale, self.max_scale)
         width, height = image.size
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -139,7 +140,7 @@ class RandomRotate(Transform):
     def __init__(self, degrees: float = 10.0, ignore_index: int = IGNORE_INDEX, fill: Colour = (0, 0, 0)) -> None:
         self.degrees, self.ignore_index, self.fill = degrees, ignore_index, tuple(fill)
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         angle = _uniform(-self.degrees, self.degrees)
 
         def rotate(picture: Image.Image, resampling: Image.Resampling) -> Image.Image:
@@ -163,7 +164,7 @@ class RandomCrop(Transform):
         self.size = _pair(size)
         self.ignore_index, self.fill = ignore_index, tuple(fill)
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         image, mask = self._pad(image, mask)
         crop_h, crop_w = self.size
         width, height = image.size
@@ -172,7 +173,7 @@ class RandomCrop(Transform):
         image = image.crop((left, top, left + crop_w, top + crop_h))
         return image, (None if mask is None else mask[top : top + crop_h, left : left + crop_w].copy())
 
-    def _pad(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def _pad(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         width, height = image.size
         new_h, new_w = max(height, self.size[0]), max(width, self.size[1])
         if (new_h, new_w) == (height, width):
@@ -195,7 +196,7 @@ class RandomHorizontalFlip(Transform):
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         if float(torch.rand(())) < self.p:
             return _flip(image, mask)
         return image, mask
@@ -211,7 +212,7 @@ class Resize(Transform):
     def __init__(self, size: Size) -> None:
         self.size = size if isinstance(size, int) else _pair(size)
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         if isinstance(self.size, int):
             width, height = image.size
             short, long = min(width, height), max(width, height)
@@ -234,8 +235,7 @@ class RandomResizedCrop(Transform):
     ``size`` (an int means square, a pair is ``(h, w)``); bilinear, the mask nearest.
     """
 
-    def __init__(self, size: Size, scale: Tuple[float, float] = (0.08, 1.0),
-                 ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> None:
+    def __init__(self, size: Size, scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
         if not 0 < scale[0] <= scale[1] or not 0 < ratio[0] <= ratio[1]:
             raise DLAError(f"scale and ratio must be positive (low, high) pairs, got {scale} and {ratio}")
         self.size = _pair(size)
@@ -264,7 +264,7 @@ class RandomResizedCrop(Transform):
         left, top = (width - w) // 2, (height - h) // 2
         return left, top, left + w, top + h
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         box, target = self.get_params(*image.size), (self.size[1], self.size[0])
         return _resample(image, mask, lambda picture, resampling: picture.crop(box).resize(target, resampling))
 
@@ -282,7 +282,7 @@ class CenterCrop(Transform):
     def __init__(self, size: Size, ignore_index: int = IGNORE_INDEX) -> None:
         self.size, self.ignore_index = _pair(size), ignore_index
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[Image.Image, Mask]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[Image.Image, Mask]:
         crop_h, crop_w = self.size
         width, height = image.size
         left, top = int(round((width - crop_w) / 2)), int(round((height - crop_h) / 2))
@@ -310,7 +310,7 @@ class TenCrop(Transform):
     def __init__(self, size: Size) -> None:
         self.size = _pair(size)
 
-    def apply(self, image: Image.Image, mask: Mask) -> Tuple[List[Image.Image], Optional[List[np.ndarray]]]:
+    def apply(self, image: Image.Image, mask: Mask) -> tuple[list[Image.Image], list[np.ndarray] | None]:
         crop_h, crop_w = self.size
         width, height = image.size
         if crop_h > height or crop_w > width:
@@ -345,12 +345,13 @@ class ColorJitter(Transform):
 
     _ENHANCERS = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                 random_order: bool = False) -> None:
+    def __init__(
+        self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, random_order: bool = False
+    ) -> None:
         self.strengths = (brightness, contrast, saturation)
         self.random_order = random_order
 
-    def apply(self, image: Image.Image, mask: Any) -> Tuple[Image.Image, Any]:
+    def apply(self, image: Image.Image, mask: Any) -> tuple[Image.Image, Any]:
         active = [(e, s) for e, s in zip(self._ENHANCERS, self.strengths, strict=True) if s > 0]
         if not active:
             return image, mask
@@ -370,16 +371,16 @@ class ToTensor(Transform):
     """RGB PIL image ``W x H`` -> ``float32 (3, H, W)`` on the 0..1 scale, mask -> ``int64 (H, W)``; lists
     of ``N`` equal-sized images and masks (from :class:`TenCrop`) -> ``(N, 3, H, W)`` and ``(N, H, W)``."""
 
-    def apply(self, image: Any, mask: Any) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def apply(self, image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self._image(image), (None if mask is None else self._mask(mask))
 
-    def _image(self, image: Union[Image.Image, Sequence[Image.Image]]) -> torch.Tensor:
+    def _image(self, image: Image.Image | Sequence[Image.Image]) -> torch.Tensor:
         if isinstance(image, Image.Image):
             pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
             return pixels.float().div_(255).contiguous()
         return torch.stack([self._image(crop) for crop in image])
 
-    def _mask(self, mask: Union[np.ndarray, Sequence[np.ndarray]]) -> torch.Tensor:
+    def _mask(self, mask: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         if isinstance(mask, np.ndarray):
             return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
         return torch.stack([self._mask(window) for window in mask])
@@ -397,13 +398,17 @@ class Lighting(Transform):
     identity and draws nothing.
     """
 
-    def __init__(self, std: float = 0.1, eigval: Sequence[float] = IMAGENET_PCA_EIGVAL,
-                 eigvec: Sequence[Sequence[float]] = IMAGENET_PCA_EIGVEC) -> None:
+    def __init__(
+        self,
+        std: float = 0.1,
+        eigval: Sequence[float] = IMAGENET_PCA_EIGVAL,
+        eigvec: Sequence[Sequence[float]] = IMAGENET_PCA_EIGVEC,
+    ) -> None:
         self.std = std
         self.eigval = torch.tensor(eigval, dtype=torch.float32)
         self.eigvec = torch.tensor(eigvec, dtype=torch.float32)
 
-    def apply(self, tensor: torch.Tensor, mask: Any) -> Tuple[torch.Tensor, Any]:
+    def apply(self, tensor: torch.Tensor, mask: Any) -> tuple[torch.Tensor, Any]:
         if self.std == 0:
             return tensor, mask
         alpha = torch.randn(3) * self.std
@@ -421,7 +426,7 @@ class Normalize(Transform):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
-    def apply(self, tensor: torch.Tensor, mask: Any) -> Tuple[torch.Tensor, Any]:
+    def apply(self, tensor: torch.Tensor, mask: Any) -> tuple[torch.Tensor, Any]:
         return (tensor - self.mean) / self.std, mask
 
     def __repr__(self) -> str:
@@ -433,8 +438,8 @@ class Normalize(Transform):
 
 def train_transforms(
     meta: DatasetMeta,
-    crop_size: Optional[Size],
-    scale: Optional[Tuple[float, float]] = (0.5, 2.0),
+    crop_size: Size | None,
+    scale: tuple[float, float] | None = (0.5, 2.0),
     rotation: float = 10.0,
     flip: bool = True,
     color_jitter: float = 0.0,
@@ -449,7 +454,7 @@ def train_transforms(
     ``(image, label)``; output: ``float32 (3, h, w)``, ``int64 (h, w)``.
     """
     fill = mean_colour(meta.mean)
-    steps: List[Callable] = []
+    steps: list[Callable] = []
     if scale is not None and tuple(scale) != (1.0, 1.0):
         steps.append(RandomScale(*scale))
     if rotation:

@@ -10,15 +10,33 @@ from the first path's stem).
 """
 
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from ..errors import DLAError
 from .base import PathLike, SegmentationDataset, Transform, pair_files, read_lines, require_dir
 from .meta import DatasetMeta, default_palette
 
 VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 VOC_META = DatasetMeta(name="voc", classes=VOC_CLASSES, palette=tuple(default_palette(len(VOC_CLASSES))))
 
@@ -26,16 +44,14 @@ VOC_META = DatasetMeta(name="voc", classes=VOC_CLASSES, palette=tuple(default_pa
 class VOCSegmentation(SegmentationDataset):
     """VOC 2012, 21 classes with background. ``split``: the name of a list file (``train``, ``val``, ``trainval``, ...)."""
 
-    def __init__(
-        self, root: PathLike, split: str = "train", transform: Optional[Transform] = None, aug: bool = False
-    ) -> None:
+    def __init__(self, root: PathLike, split: str = "train", transform: Transform | None = None, aug: bool = False) -> None:
         self.aug = aug
         super().__init__(root, split, transform)
 
     def load_meta(self) -> DatasetMeta:
         return VOC_META
 
-    def find_files(self) -> List[Tuple[Path, Path]]:
+    def find_files(self) -> list[tuple[Path, Path]]:
         images = require_dir(self.root_dir / "JPEGImages", "VOC image folder")
         labels = require_dir(self.root_dir / ("SegmentationClassAug" if self.aug else "SegmentationClass"), "VOC label folder")
         ids = [Path(line.split()[0]).stem for line in read_lines(self._split_file())]

@@ -7,8 +7,9 @@ it; a benchmark that ranked it high would be broken.
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 from ..data import build_dataset
 from ..errors import DLAError
@@ -21,12 +22,12 @@ def evaluate_baseline(
     dataset: str,
     split: str = "val",
     *,
-    root: Optional[str] = None,
+    root: str | None = None,
     sigma: float = 1.0,
     thresholds: int = 99,
     tolerance: float = 0.0075,
-    output: Optional[str] = None,
-) -> Dict[str, Any]:
+    output: str | None = None,
+) -> dict[str, Any]:
     """The BSDS scores of the gradient-magnitude baseline on a boundary dataset's ``split``.
 
     ``root`` defaults to ``$DLA_DATA_ROOT/<dataset>``. With ``output``, the scores are written as JSON and

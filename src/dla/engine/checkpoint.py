@@ -27,7 +27,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 REQUIRED_KEYS = ("model", "model_name", "model_kwargs", "task", "dataset_meta")
 
 
-def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
+def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: the file is either the old one or the complete new one.
 
     The bytes go to a temporary file in the same folder (same file system, so the rename is atomic),
@@ -67,7 +67,7 @@ def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
     _fsync_folder(path.parent)
 
 
-def load_checkpoint(path: PathLike) -> Dict[str, Any]:
+def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint`` (on the CPU, with ``weights_only=True``).
 
     Raises a DLAError naming the file when it is missing, unreadable, or lacks the keys of a dla checkpoint.
@@ -81,7 +81,7 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     return check_checkpoint(checkpoint, str(path))
 
 
-def check_checkpoint(checkpoint: Any, name: str = "checkpoint") -> Dict[str, Any]:
+def check_checkpoint(checkpoint: Any, name: str = "checkpoint") -> dict[str, Any]:
     """``checkpoint`` if it is a dict holding the keys that rebuild a model; a DLAError otherwise."""
     if not isinstance(checkpoint, dict):
         raise DLAError(f"{name} is not a dla checkpoint (it holds a {type(checkpoint).__name__}, not a dict)")
@@ -94,7 +94,7 @@ def check_checkpoint(checkpoint: Any, name: str = "checkpoint") -> Dict[str, Any
     return checkpoint
 
 
-def model_from_checkpoint(checkpoint: Union[PathLike, Dict[str, Any]]) -> Tuple[nn.Module, DatasetMeta]:
+def model_from_checkpoint(checkpoint: PathLike | dict[str, Any]) -> tuple[nn.Module, DatasetMeta]:
     """The trained model (in eval mode, on the CPU) and its dataset's meta, from a checkpoint alone.
 
     Args:
@@ -108,25 +108,30 @@ def model_from_checkpoint(checkpoint: Union[PathLike, Dict[str, Any]]) -> Tuple[
     return model.eval(), DatasetMeta.from_dict(checkpoint["dataset_meta"])
 
 
-def run_config(checkpoint: Dict[str, Any], name: PathLike = "checkpoint") -> Config:
+def run_config(checkpoint: dict[str, Any], name: PathLike = "checkpoint") -> Config:
     """The training config a checkpoint was written with, checked as a config file is."""
     return config_from_dict(checkpoint["config"], source=f"{name} (its config)")
 
 
-def rng_state() -> Dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, as tensors and lists."""
     numpy = np.random.get_state(legacy=False)  # the legacy tuple's fields, by name
     mt = numpy["state"]
     return {
         "python": random.getstate(),
-        "numpy": [numpy["bit_generator"], torch.from_numpy(mt["key"].astype(np.int64)), mt["pos"], numpy["has_gauss"],
-                  numpy["gauss"]],
+        "numpy": [
+            numpy["bit_generator"],
+            torch.from_numpy(mt["key"].astype(np.int64)),
+            mt["pos"],
+            numpy["has_gauss"],
+            numpy["gauss"],
+        ],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the generators saved by ``rng_state``; CUDA states only when the device count matches."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))

@@ -20,9 +20,11 @@ Design choices:
 import copy
 import difflib
 import os
+import types
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -34,7 +36,7 @@ DATA_ROOT_VARIABLE = "DLA_DATA_ROOT"
 ROOTLESS_DATASETS = ("synthetic",)  # datasets generated in memory, which take no root folder
 
 
-def load_config(path: Optional[str], overrides: Sequence[str] = ()) -> Config:
+def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
     """The defaults, updated by the YAML file at ``path`` (if any), then by ``overrides``, then checked.
 
     Args:
@@ -81,12 +83,12 @@ def config_from_dict(values: Mapping[str, Any], source: str = "config") -> Confi
     return _build(Config, settings)
 
 
-def dump_config(cfg: Config, path: Union[str, os.PathLike]) -> None:
+def dump_config(cfg: Config, path: str | os.PathLike) -> None:
     """Write ``cfg`` as YAML, in schema order; ``load_config`` reads it back unchanged."""
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def resolve_data_root(dataset: str, root: Optional[str]) -> Optional[str]:
+def resolve_data_root(dataset: str, root: str | None) -> str | None:
     """The absolute data folder of ``dataset``: ``root`` (relative to the current directory, environment
     variables such as ``$DLA_DATA_ROOT`` expanded), or ``$DLA_DATA_ROOT/<dataset>`` when ``root`` is None;
     None for datasets that need no files."""
@@ -104,7 +106,7 @@ def resolve_data_root(dataset: str, root: Optional[str]) -> Optional[str]:
     return str(Path(expanded).expanduser().resolve())
 
 
-def config_keys(schema: Any = Config, prefix: str = "") -> List[str]:
+def config_keys(schema: Any = Config, prefix: str = "") -> list[str]:
     """Every leaf key of the schema, dotted (``optim.lr``), in schema order."""
     keys = []
     for f in fields(schema):
@@ -113,12 +115,12 @@ def config_keys(schema: Any = Config, prefix: str = "") -> List[str]:
     return keys
 
 
-def config_differences(a: Config, b: Config) -> List[str]:
+def config_differences(a: Config, b: Config) -> list[str]:
     """Dotted keys whose values differ between two configs (free-form mappings compare as a whole)."""
     return _differences(a.to_dict(), b.to_dict())
 
 
-def _differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List[str]:
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     keys = []
     for key in a.keys() | b.keys():
         x, y = a.get(key), b.get(key)
@@ -133,7 +135,7 @@ def _differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List
 # --- merging and checking -------------------------------------------------------------------------------
 
 
-def _read_with_bases(path: Path, children: Sequence[Path] = ()) -> List[Tuple[Path, Dict[str, Any]]]:
+def _read_with_bases(path: Path, children: Sequence[Path] = ()) -> list[tuple[Path, dict[str, Any]]]:
     """``(file, settings)`` of ``path`` and the files it is based on, the most basic first."""
     settings = _read_yaml(path)
     base = settings.pop("base", None)
@@ -147,7 +149,7 @@ def _read_with_bases(path: Path, children: Sequence[Path] = ()) -> List[Tuple[Pa
     return _read_with_bases(base_path, (path, *children)) + [(path, settings)]
 
 
-def _read_yaml(path: Path) -> Dict[str, Any]:
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
@@ -162,7 +164,7 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
     return data
 
 
-def _merge(cfg: Dict[str, Any], update: Dict[str, Any], schema: Any, prefix: str, source: str) -> None:
+def _merge(cfg: dict[str, Any], update: dict[str, Any], schema: Any, prefix: str, source: str) -> None:
     """Write ``update`` into ``cfg`` key by key, checking each key against ``schema`` and each value against its hint."""
     hints = get_type_hints(schema)
     for key, value in update.items():
@@ -181,7 +183,7 @@ def _merge(cfg: Dict[str, Any], update: Dict[str, Any], schema: Any, prefix: str
             cfg[key] = _checked(value, hint, name, source)
 
 
-def _build(schema: Any, values: Dict[str, Any]) -> Any:
+def _build(schema: Any, values: dict[str, Any]) -> Any:
     """The ``schema`` dataclass holding ``values`` (already checked by ``_merge``), nested sections built alike."""
     hints = get_type_hints(schema)
     return schema(**{key: _build(hints[key], value) if is_dataclass(hints[key]) else value for key, value in values.items()})
@@ -197,13 +199,14 @@ def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
 
 
 _MISMATCH = object()
+UNIONS = (Union, types.UnionType)  # the origins of Union[X, Y] and of X | Y
 
 
 def _conform(value: Any, hint: Any) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return value
-    if origin is Union:  # Optional[X] is Union[X, None]
+    if origin in UNIONS:  # X | None
         for option in args:
             converted = _conform(value, option)
             if converted is not _MISMATCH:
@@ -229,7 +232,7 @@ def _conform(value: Any, hint: Any) -> Any:
 
 def _describe(hint: Any) -> str:
     origin, args = get_origin(hint), get_args(hint)
-    if origin is Union:
+    if origin in UNIONS:
         return " or ".join(_describe(a) for a in args)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)

@@ -1,14 +1,12 @@
 """The datasets of a run: the config's splits with the task's transforms, checked to be made for the task."""
 
-from typing import Tuple
-
 from ..config import Config
 from ..data import TaskDataset, build_dataset
 from ..errors import DLAError
 from ..tasks import Task
 
 
-def build_datasets(cfg: Config, task: Task) -> Tuple[TaskDataset, TaskDataset]:
+def build_datasets(cfg: Config, task: Task) -> tuple[TaskDataset, TaskDataset]:
     """The training split with the task's augmentation of ``cfg.data``, the validation split with its
     evaluation transform (dense tasks: whole images; classification: resize and centre crop)."""
     data = cfg.data

@@ -5,8 +5,9 @@ needed. The run directory gets, besides what every run has, ``predictions/`` (co
 of the first validation images) and ``plots/curves.png`` (training loss and validation mIoU).
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ from .trainer import train
 PREDICTIONS = 4  # validation images drawn
 
 
-def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[str, Any]:
+def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train, evaluate and draw; return the final validation scores. A finished demo run is not retrained."""
     cfg = load_config(str(DEMO_CONFIG), [f"out_dir={out_dir}", *overrides])
     run = RunDir(Path(required(cfg.out_dir, "out_dir")))
@@ -47,7 +48,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> Dict[
     return scores
 
 
-def majority_baseline(dataset: SegmentationDataset) -> Dict[str, Any]:
+def majority_baseline(dataset: SegmentationDataset) -> dict[str, Any]:
     """The scores of predicting the most frequent class of ``dataset`` everywhere: what "no learning" earns."""
     labels = [torch.from_numpy(dataset.read(i)[1]) for i in range(len(dataset))]
     valid = torch.cat([label.flatten() for label in labels])

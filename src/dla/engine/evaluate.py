@@ -2,7 +2,7 @@
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ..data import build_dataset
 from ..errors import DLAError
@@ -15,16 +15,16 @@ from .runtime import select_device
 
 def evaluate_checkpoint(
     checkpoint: str,
-    dataset: Optional[str] = None,
+    dataset: str | None = None,
     split: str = "val",
     *,
-    root: Optional[str] = None,
-    options: Optional[Dict[str, Any]] = None,
+    root: str | None = None,
+    options: dict[str, Any] | None = None,
     device: str = "auto",
     workers: int = 2,
-    output: Optional[str] = None,
+    output: str | None = None,
     **settings: Any,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset split (the ``dla eval`` command); return and optionally save the scores.
 
     The model, its normalisation and its evaluation transform come from the checkpoint alone. ``dataset``
@@ -47,8 +47,9 @@ def evaluate_checkpoint(
     if dataset == trained_on.dataset:  # the run's own data, unless told otherwise
         root = root if root is not None else trained_on.root
         options = options if options is not None else trained_on.options
-    data = build_dataset(dataset, resolve_data_root(dataset, root), split, transform=task.eval_transform(cfg, meta),
-                         **(options or {}))
+    data = build_dataset(
+        dataset, resolve_data_root(dataset, root), split, transform=task.eval_transform(cfg, meta), **(options or {})
+    )
     check_dataset_task(data, task.name, dataset)
     if data.meta.num_classes != meta.num_classes:
         raise DLAError(
@@ -60,8 +61,14 @@ def evaluate_checkpoint(
     scores = task.evaluate(model.to(target), data, cfg, target)
     evaluated = {key: value for key, value in asdict(cfg.eval).items() if key != "every_epochs"}
     result = {
-        "checkpoint": str(checkpoint), "model": state["model_name"], "task": task.name, "dataset": dataset, "split": split,
-        "classes": list(meta.classes), "eval": evaluated, **scores,
+        "checkpoint": str(checkpoint),
+        "model": state["model_name"],
+        "task": task.name,
+        "dataset": dataset,
+        "split": split,
+        "classes": list(meta.classes),
+        "eval": evaluated,
+        **scores,
     }
     if output is not None:
         write_result(Path(output), result, task.draw(result, meta.classes))

@@ -1,7 +1,8 @@
 """Prediction on image files with a trained checkpoint: the ``dla predict`` command, for any task."""
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any
 
 import torch
 
@@ -19,7 +20,7 @@ def predict_files(
     device: str = "auto",
     top_k: int = 5,
     **settings: Any,
-) -> List[Path]:
+) -> list[Path]:
     """Predict image files with a trained checkpoint; write what its task predicts into ``out_dir``.
 
     Segmentation writes ``<stem>_mask.png`` in the dataset's palette, ``<stem>_overlay.png`` and, with

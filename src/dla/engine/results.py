@@ -3,12 +3,12 @@
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from PIL import Image
 
 
-def write_result(path: Path, result: Dict[str, Any], pictures: Dict[str, Image.Image]) -> None:
+def write_result(path: Path, result: dict[str, Any], pictures: dict[str, Image.Image]) -> None:
     """Scores as JSON at ``path``, and each of their ``pictures`` (name: PIL image) beside it as
     ``<path stem>_<name>.png``."""
     write_json(path, result)
@@ -16,7 +16,7 @@ def write_result(path: Path, result: Dict[str, Any], pictures: Dict[str, Image.I
         picture.save(path.with_name(f"{path.stem}_{name}.png"))
 
 
-def write_json(path: Path, data: Dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """``data`` as indented JSON; NaN scores (classes absent from the split) become null, as JSON has no NaN."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_nan_to_none(data), indent=2) + "\n")

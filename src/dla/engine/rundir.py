@@ -23,7 +23,7 @@ import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ..config import Config
 from ..errors import DLAError
@@ -56,7 +56,7 @@ class RunDir:
     def plots(self) -> Path:
         return self.root / "plots"
 
-    def resume_from(self, resume: bool) -> Optional[Path]:
+    def resume_from(self, resume: bool) -> Path | None:
         """The checkpoint to continue from: ``last.pt`` when resuming, None for a new run.
 
         A folder that holds a run (a ``config.yaml`` or a checkpoint) is only reused with ``resume``;
@@ -117,7 +117,7 @@ class MetricsLogger:
         self.jsonl = root / "metrics.jsonl"
         self.csv = root / "metrics.csv"
         self.records = [r for r in _read_jsonl(self.jsonl) if r.get("iteration", 0) <= start_iteration]
-        self.columns: List[str] = []
+        self.columns: list[str] = []
         self._rewrite()
         self.writer = None
         if tensorboard:
@@ -125,7 +125,7 @@ class MetricsLogger:
 
             self.writer = SummaryWriter(str(root), purge_step=start_iteration + 1)
 
-    def log(self, record: Dict[str, Any]) -> None:
+    def log(self, record: dict[str, Any]) -> None:
         """Append one record everywhere."""
         self.records.append(record)
         with self.jsonl.open("a") as f:
@@ -155,7 +155,7 @@ class MetricsLogger:
             writer.writerows(self.records)
 
 
-def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []

@@ -2,7 +2,6 @@
 
 import os
 import random
-from typing import Optional
 
 import numpy as np
 import torch
@@ -36,7 +35,7 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``optim.amp`` (None: full precision). fp16 needs CUDA (and a GradScaler)."""
     if amp == "fp16" and device.type != "cuda":
         raise DLAError(f"optim.amp: fp16 needs a CUDA device, the device is {device}; use bf16 or none")

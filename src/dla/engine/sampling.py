@@ -7,7 +7,8 @@ order drawn from ``(seed, epoch)`` (``SeededOrder``). So the same config gives t
 
 import contextlib
 import random
-from typing import Any, Iterator, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ class SeededOrder(Sampler):
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch_seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(epoch_seed)
         indices = torch.randperm(self.size, generator=generator).tolist()
@@ -53,13 +54,13 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: Tuple[int, int]) -> Any:
+    def __getitem__(self, key: tuple[int, int]) -> Any:
         index, item_seed = key
         with _seeded_generators(item_seed):
             return self.dataset[index]
 
 
-def make_train_loader(dataset: TaskDataset, cfg: Config, device: torch.device) -> Tuple[DataLoader, SeededOrder]:
+def make_train_loader(dataset: TaskDataset, cfg: Config, device: torch.device) -> tuple[DataLoader, SeededOrder]:
     """Shuffled batches in the order of ``SeededOrder``; the last partial batch is dropped when there are
     several batches (BatchNorm dislikes a batch of one), kept when the whole set fits in one batch."""
     batch_size = cfg.data.batch_size

@@ -13,7 +13,7 @@ A ``LambdaLR`` built from a closure keeps only its step count in ``state_dict()`
 from the config on resume, so checkpoints hold no code.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR

@@ -22,8 +22,9 @@ Design choices (the "why" a reader may ask about):
 """
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -48,11 +49,19 @@ from .signals import interrupts_deferred
 # Config keys a resumed run may change (prefixes): how long it trains, how often it evaluates and logs,
 # where its data and folder are, how many loader processes and which device it uses.
 RESUMABLE_CHANGES = (
-    "optim.epochs", "optim.max_iterations", "eval.", "log.", "data.root", "data.workers", "device", "deterministic", "out_dir",
+    "optim.epochs",
+    "optim.max_iterations",
+    "eval.",
+    "log.",
+    "data.root",
+    "data.workers",
+    "device",
+    "deterministic",
+    "out_dir",
 )
 
 
-def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[TaskDataset, TaskDataset]] = None) -> Dict[str, Any]:
+def train(cfg: Config, resume: bool = False, datasets: tuple[TaskDataset, TaskDataset] | None = None) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` with ``cfg.optim`` for ``cfg.task``; return the last validation scores.
 
     Args:
@@ -117,10 +126,20 @@ def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[TaskDatase
         if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
             raise non_finite_error(f"the weights became NaN or infinite by iteration {iteration}", run)
         state = {
-            "model": model.state_dict(), "model_name": cfg.model.name, "model_kwargs": model_kwargs, "task": task.name,
-            "dataset_meta": meta.to_dict(), "config": cfg.to_dict(), "epoch": iteration // iterations_per_epoch,
-            "iteration": iteration, "iterations_per_epoch": iterations_per_epoch, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_state(), "best_score": best_score, "code_version": version,
+            "model": model.state_dict(),
+            "model_name": cfg.model.name,
+            "model_kwargs": model_kwargs,
+            "task": task.name,
+            "dataset_meta": meta.to_dict(),
+            "config": cfg.to_dict(),
+            "epoch": iteration // iterations_per_epoch,
+            "iteration": iteration,
+            "iterations_per_epoch": iterations_per_epoch,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "best_score": best_score,
+            "code_version": version,
         }
         if scaler.is_enabled():
             state["scaler"] = scaler.state_dict()
@@ -134,7 +153,7 @@ def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[TaskDatase
         f"run directory {run.root}"
     )
 
-    scores: Dict[str, Any] = {}
+    scores: dict[str, Any] = {}
     progress = tqdm(total=total, initial=iteration, unit="it", dynamic_ncols=True)
     loss_sum, loss_count = 0.0, 0
     try:
@@ -195,8 +214,9 @@ def train(cfg: Config, resume: bool = False, datasets: Optional[Tuple[TaskDatase
     return scores
 
 
-def step(loss: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-         grad_clip: Optional[float]) -> None:
+def step(
+    loss: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float | None
+) -> None:
     """One optimizer step on ``loss``: gradients (scaled for fp16), optionally clipped to ``grad_clip``."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -207,8 +227,9 @@ def step(loss: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scale
     scaler.update()
 
 
-def weighted_loss(task: Task, outputs: Union[Tensor, AuxOutput], targets: Tensor, meta: DatasetMeta,
-                  class_weights: Optional[Tensor], aux_weight: float) -> Tensor:
+def weighted_loss(
+    task: Task, outputs: Tensor | AuxOutput, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None, aux_weight: float
+) -> Tensor:
     """The task's loss of the model's outputs; an ``AuxOutput`` (Ladder DenseNet's context-layer logits beside the
     main ones) is scored ``(1 - aux_weight) x main + aux_weight x auxiliary``."""
     if isinstance(outputs, AuxOutput):
@@ -231,7 +252,7 @@ def check_resumable(saved: Config, cfg: Config, path: Path) -> None:
         )
 
 
-def parameter_groups(model: nn.Module, task: Task, lr: float, backbone_lr_factor: float) -> List[Dict[str, Any]]:
+def parameter_groups(model: nn.Module, task: Task, lr: float, backbone_lr_factor: float) -> list[dict[str, Any]]:
     """The model's parameters for the optimizer: one group, or, when ``backbone_lr_factor`` is not 1, the new
     layers at ``lr`` (first, so that the logged lr is theirs) and the task's backbone at ``lr * backbone_lr_factor``.
     """
@@ -242,14 +263,14 @@ def parameter_groups(model: nn.Module, task: Task, lr: float, backbone_lr_factor
     return [{"params": rest, "lr": lr}, {"params": list(backbone.values()), "lr": lr * backbone_lr_factor}]
 
 
-def build_optimizer(groups: List[Dict[str, Any]], optim: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(groups: list[dict[str, Any]], optim: OptimConfig) -> torch.optim.Optimizer:
     """SGD with momentum, or Adam (the Ladder DenseNet recipe), with ``optim.weight_decay``."""
     if optim.optimizer == "adam":
         return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
     return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
 
 
-def loss_weights(weights: Optional[Sequence[float]], meta: DatasetMeta, device: torch.device) -> Optional[Tensor]:
+def loss_weights(weights: Sequence[float] | None, meta: DatasetMeta, device: torch.device) -> Tensor | None:
     """``optim.class_weights`` as a tensor, checked against the dataset's classes."""
     if weights is None:
         return None

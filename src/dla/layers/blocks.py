@@ -10,7 +10,7 @@ All three share one constructor signature, ``block(in_channels, out_channels, st
 which is what an HDA expects of any block (``BlockFactory``).
 """
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
@@ -19,9 +19,7 @@ BlockFactory = Callable[..., nn.Module]
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int, dilation: int, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(
-        in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups, bias=False
-    )
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups, bias=False)
 
 
 def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -39,7 +37,7 @@ class BasicBlock(nn.Module):
         self.conv2 = _conv3x3(out_channels, out_channels, 1, dilation)
         self.bn2 = nn.BatchNorm2d(out_channels)
 
-    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         residual = x if residual is None else residual
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -62,7 +60,7 @@ class Bottleneck(nn.Module):
         out_channels: int,
         stride: int = 1,
         dilation: int = 1,
-        width: Optional[int] = None,
+        width: int | None = None,
         groups: int = 1,
     ) -> None:
         super().__init__()
@@ -75,7 +73,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         residual = x if residual is None else residual
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -92,9 +90,7 @@ class SplitBlock(Bottleneck):
     Cardinality belongs to the instance, so building one variant never changes another.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, cardinality: int = 32
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, cardinality: int = 32) -> None:
         super().__init__(
             in_channels,
             out_channels,

@@ -22,9 +22,7 @@ class BilinearUpsample(nn.ConvTranspose2d):
     """
 
     def __init__(self, channels: int, factor: int, learnable: bool = True) -> None:
-        super().__init__(
-            channels, channels, 2 * factor, stride=factor, padding=factor // 2, groups=channels, bias=False
-        )
+        super().__init__(channels, channels, 2 * factor, stride=factor, padding=factor // 2, groups=channels, bias=False)
         self.factor = factor
         self.reset_parameters()
         self.weight.requires_grad_(learnable)

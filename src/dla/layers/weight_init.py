@@ -1,6 +1,6 @@
 """The initialisation the convolutional networks here share (He et al.'s, as in ResNet and the authors' DLA)."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 

@@ -55,7 +55,8 @@ Scores (``boundary_scores``):
 """
 
 import math
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -71,7 +72,7 @@ _RECALL_GRID = np.arange(101) / 100  # BSDS's 0:0.01:1
 # 8-neighbourhood bit order of the thinning tables: x1..x8 = E, NE, N, NW, W, SW, S, SE (row offset, column offset)
 _NEIGHBOURS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
 
-ArrayOrFloat = Union[np.ndarray, float]
+ArrayOrFloat = np.ndarray | float
 
 
 def _check_probability(probability: np.ndarray) -> np.ndarray:
@@ -83,8 +84,10 @@ def _check_probability(probability: np.ndarray) -> np.ndarray:
         raise DLAError(f"a boundary map holds numbers, got dtype {values.dtype}")
     values = values.astype(np.float64)
     if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
-        raise DLAError(f"boundary probabilities must be finite and in [0, 1], got range "
-                       f"[{values.min()}, {values.max()}]; divide 8-bit maps by 255")
+        raise DLAError(
+            f"boundary probabilities must be finite and in [0, 1], got range "
+            f"[{values.min()}, {values.max()}]; divide 8-bit maps by 255"
+        )
     return values
 
 
@@ -100,7 +103,7 @@ def _check_mask(mask: np.ndarray, what: str) -> np.ndarray:
     return values
 
 
-def _check_annotations(annotations: Sequence[np.ndarray], shape: Tuple[int, ...]) -> List[np.ndarray]:
+def _check_annotations(annotations: Sequence[np.ndarray], shape: tuple[int, ...]) -> list[np.ndarray]:
     if isinstance(annotations, np.ndarray) and annotations.ndim == 2:
         raise DLAError("annotations is a sequence of H x W masks, one per annotator; wrap a single mask in a list")
     masks = [_check_mask(mask, f"annotation {i}") for i, mask in enumerate(annotations)]
@@ -146,11 +149,15 @@ def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarr
     rows, cols = np.clip(rows, 0, height - 1.001), np.clip(cols, 0, width - 1.001)
     r0, c0 = rows.astype(np.intp), cols.astype(np.intp)
     dr, dc = rows - r0, cols - c0
-    return (image[r0, c0] * (1 - dr) * (1 - dc) + image[r0, c0 + 1] * (1 - dr) * dc
-            + image[r0 + 1, c0] * dr * (1 - dc) + image[r0 + 1, c0 + 1] * dr * dc)
+    return (
+        image[r0, c0] * (1 - dr) * (1 - dc)
+        + image[r0, c0 + 1] * (1 - dr) * dc
+        + image[r0 + 1, c0] * dr * (1 - dc)
+        + image[r0 + 1, c0 + 1] * dr * dc
+    )
 
 
-def _border_weights(shape: Tuple[int, int], border: int) -> np.ndarray:
+def _border_weights(shape: tuple[int, int], border: int) -> np.ndarray:
     """SE's frame damping: ``min(distance to the edge, s) / s`` along each axis, multiplied."""
     height, width = shape
     frame = min(border, height // 2, width // 2)
@@ -197,7 +204,7 @@ def thin_edges(probability: np.ndarray, radius: int = 1, border: int = 5, multip
 # Morphological thinning
 
 
-def _thinning_tables() -> Tuple[np.ndarray, np.ndarray]:
+def _thinning_tables() -> tuple[np.ndarray, np.ndarray]:
     """Deletion look-up tables of the two subiterations, indexed by the 8-neighbourhood code (bit k: x_{k+1})."""
     codes = np.arange(256)
     x = [((codes >> k) & 1).astype(bool) for k in range(8)]
@@ -254,13 +261,14 @@ def _pair_graph(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_dista
     """
     reach = max(int(math.floor(max_distance)), 0)
     index = np.full((truth.shape[0] + 2 * reach, truth.shape[1] + 2 * reach), -1, dtype=np.intp)
-    index[reach:reach + truth.shape[0], reach:reach + truth.shape[1]][truth] = np.arange(np.count_nonzero(truth))
-    dr, dc = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    index[reach : reach + truth.shape[0], reach : reach + truth.shape[1]][truth] = np.arange(np.count_nonzero(truth))
+    dr, dc = np.mgrid[-reach : reach + 1, -reach : reach + 1]
     within = np.hypot(dr, dc) <= max_distance
     partners = index[rows[:, None] + reach + dr[within], cols[:, None] + reach + dc[within]]
     source, target = np.nonzero(partners >= 0)
-    return sparse.csr_array((np.ones(source.size, dtype=np.int8), (source, partners[source, target])),
-                            shape=(rows.size, np.count_nonzero(truth)))
+    return sparse.csr_array(
+        (np.ones(source.size, dtype=np.int8), (source, partners[source, target])), shape=(rows.size, np.count_nonzero(truth))
+    )
 
 
 class _Matching:
@@ -315,7 +323,7 @@ class _Matching:
         self.col_mate[head[gained] - 1 - n] = rows[tail[gained] - 1]
 
 
-def match_edges(prediction: np.ndarray, truth: np.ndarray, max_distance: float) -> Tuple[np.ndarray, np.ndarray]:
+def match_edges(prediction: np.ndarray, truth: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one correspondence of predicted and ground-truth boundary pixels (BSDS's ``correspondPixels``).
 
     Args:
@@ -344,8 +352,14 @@ def match_edges(prediction: np.ndarray, truth: np.ndarray, max_distance: float) 
 # Per-image counts
 
 
-def image_counts(probability: np.ndarray, annotations: Sequence[np.ndarray], thresholds: int = 99,
-                 tolerance: float = 0.0075, nms: bool = False, thin: bool = True) -> np.ndarray:
+def image_counts(
+    probability: np.ndarray,
+    annotations: Sequence[np.ndarray],
+    thresholds: int = 99,
+    tolerance: float = 0.0075,
+    nms: bool = False,
+    thin: bool = True,
+) -> np.ndarray:
     """One image's BSDS counts at each threshold (``evaluation_bdry_image``).
 
     Args:
@@ -407,15 +421,14 @@ def f_measure(precision: ArrayOrFloat, recall: ArrayOrFloat) -> ArrayOrFloat:
     return float(f) if f.ndim == 0 else f
 
 
-def _rates(counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _rates(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(precision, recall)`` of ``(..., 4)`` counts ``(cntR, sumR, cntP, sumP)``; 0 over an empty total."""
     counts = counts.astype(np.float64)
     cnt_r, sum_r, cnt_p, sum_p = np.moveaxis(counts, -1, 0)
     return cnt_p / np.where(sum_p == 0, 1.0, sum_p), cnt_r / np.where(sum_r == 0, 1.0, sum_r)
 
 
-def _best_interpolated(thresholds: np.ndarray, precision: np.ndarray,
-                       recall: np.ndarray) -> Tuple[float, float, float, float]:
+def _best_interpolated(thresholds: np.ndarray, precision: np.ndarray, recall: np.ndarray) -> tuple[float, float, float, float]:
     """BSDS's ``maxF``: the best ``(threshold, precision, recall, F)`` on the piecewise-linear curve."""
     if thresholds.size == 1:
         return float(thresholds[0]), float(precision[0]), float(recall[0]), float(f_measure(precision[0], recall[0]))
@@ -440,7 +453,7 @@ def _average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(np.interp(grid, distinct, at).sum() * 0.01)
 
 
-def boundary_scores(counts: np.ndarray, thresholds: np.ndarray) -> Dict[str, Any]:
+def boundary_scores(counts: np.ndarray, thresholds: np.ndarray) -> dict[str, Any]:
     """ODS, OIS and AP of per-image counts, as plain Python numbers (see the module docstring).
 
     Args:
@@ -496,7 +509,7 @@ class BoundaryBenchmark:
 
     def reset(self) -> None:
         """Forget every image counted so far."""
-        self._counts: List[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
 
     @property
     def counts(self) -> np.ndarray:
@@ -505,9 +518,8 @@ class BoundaryBenchmark:
 
     def update(self, probability: np.ndarray, annotations: Sequence[np.ndarray]) -> None:
         """Count one image: an ``H x W`` probability map and its annotators' binary boundary masks."""
-        self._counts.append(image_counts(probability, annotations, self.thresholds.size, self.tolerance,
-                                         self.nms, self.thin))
+        self._counts.append(image_counts(probability, annotations, self.thresholds.size, self.tolerance, self.nms, self.thin))
 
-    def compute(self) -> Dict[str, Any]:
+    def compute(self) -> dict[str, Any]:
         """The scores of the images so far; see ``boundary_scores``."""
         return boundary_scores(self.counts, self.thresholds)

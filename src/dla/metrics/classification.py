@@ -4,7 +4,7 @@ Accuracies are fractions in [0, 1], keyed ``top1``, ``top5``, ...; with no sampl
 """
 
 import math
-from typing import Dict, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -13,7 +13,7 @@ from ..errors import DLAError
 from ._distributed import all_reduce_sum
 
 
-def _check_ks(ks: Sequence[int]) -> Tuple[int, ...]:
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
         raise DLAError(f"ks must be positive integers, got {ks}")
@@ -34,11 +34,11 @@ def _correct_counts(logits: Tensor, target: Tensor, ks: Sequence[int]) -> Tensor
     return torch.stack([hits[:, :k].any(dim=1).sum() for k in ks])
 
 
-def _as_dict(ks: Sequence[int], correct: Tensor, total: int) -> Dict[str, float]:
+def _as_dict(ks: Sequence[int], correct: Tensor, total: int) -> dict[str, float]:
     return {f"top{k}": (c / total if total else math.nan) for k, c in zip(ks, correct.tolist(), strict=True)}
 
 
-def topk_accuracy(logits: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) -> Dict[str, float]:
+def topk_accuracy(logits: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Fraction of samples whose target is among the top ``k`` logits, for each ``k`` in ``ks``.
 
     Args:
@@ -74,5 +74,5 @@ class AccuracyMeter:
         """Sum the counts over all ``torch.distributed`` processes (a no-op without a process group)."""
         all_reduce_sum(self._counts)
 
-    def compute(self) -> Dict[str, float]:
+    def compute(self) -> dict[str, float]:
         return _as_dict(self.ks, self._counts[:-1], int(self._counts[-1]))

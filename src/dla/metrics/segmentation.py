@@ -12,7 +12,8 @@ only, and ``mean_accuracy`` averages over those. With no pixels counted at all e
 """
 
 import math
-from typing import Any, Dict, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,8 +28,9 @@ def _check_range(values: Tensor, num_classes: int, what: str) -> None:
     bad = values[(values < 0) | (values >= num_classes)]
     if bad.numel():
         examples = bad.unique()[:5].tolist()
-        raise DLAError(f"{what} has values outside 0..{num_classes - 1} (e.g. {examples}); "
-                       f"check num_classes or the label encoding")
+        raise DLAError(
+            f"{what} has values outside 0..{num_classes - 1} (e.g. {examples}); check num_classes or the label encoding"
+        )
 
 
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX) -> Tensor:
@@ -63,7 +65,7 @@ def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1), torch.full_like(numerator, math.nan))
 
 
-def segmentation_scores(matrix: Tensor) -> Dict[str, Any]:
+def segmentation_scores(matrix: Tensor) -> dict[str, Any]:
     """Scores of a ``C x C`` confusion matrix (rows: ground truth), as plain Python numbers.
 
     Returns a dict with ``miou``, ``iou`` (list of C, NaN for classes absent from ground truth and
@@ -129,9 +131,11 @@ class ConfusionMatrix:
     def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
         """Add ``other``'s counts to these (e.g. from another data split or worker); returns ``self``."""
         if (other.num_classes, other.ignore_index) != (self.num_classes, self.ignore_index):
-            raise DLAError(f"cannot merge a ConfusionMatrix of {other.num_classes} classes "
-                           f"(ignore {other.ignore_index}) into one of {self.num_classes} classes "
-                           f"(ignore {self.ignore_index})")
+            raise DLAError(
+                f"cannot merge a ConfusionMatrix of {other.num_classes} classes "
+                f"(ignore {other.ignore_index}) into one of {self.num_classes} classes "
+                f"(ignore {self.ignore_index})"
+            )
         self._add(other._matrix.to(self._matrix.device))
         return self
 
@@ -139,12 +143,12 @@ class ConfusionMatrix:
         """Sum the counts over all ``torch.distributed`` processes (a no-op without a process group)."""
         all_reduce_sum(self._matrix)
 
-    def compute(self) -> Dict[str, Any]:
+    def compute(self) -> dict[str, Any]:
         """The scores of the counts so far; see ``segmentation_scores``."""
         return segmentation_scores(self._matrix)
 
 
-def format_percent(value: Optional[float]) -> str:
+def format_percent(value: float | None) -> str:
     """``value`` (a fraction) as a percentage with two decimals; ``-`` for an undefined (NaN/None) score."""
     return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
@@ -160,9 +164,13 @@ def format_table(result: Mapping[str, Any], classes: Sequence[str]) -> str:
         raise DLAError(f"{len(classes)} class names for {len(result['iou'])} classes of scores")
     width = max(len("pixel acc"), *(len(name) for name in classes))
     header = f"{'class':<{width}}  {'IoU %':>7}  {'acc %':>7}"
-    rows = [f"{name:<{width}}  {format_percent(iou):>7}  {format_percent(acc):>7}"
-            for name, iou, acc in zip(classes, result["iou"], result["accuracy"], strict=True)]
-    totals = [f"{label:<{width}}  {format_percent(result[key]):>7}"
-              for label, key in (("mIoU", "miou"), ("pixel acc", "pixel_accuracy"), ("mean acc", "mean_accuracy"))]
+    rows = [
+        f"{name:<{width}}  {format_percent(iou):>7}  {format_percent(acc):>7}"
+        for name, iou, acc in zip(classes, result["iou"], result["accuracy"], strict=True)
+    ]
+    totals = [
+        f"{label:<{width}}  {format_percent(result[key]):>7}"
+        for label, key in (("mIoU", "miou"), ("pixel acc", "pixel_accuracy"), ("mean acc", "mean_accuracy"))
+    ]
     rule = "-" * len(header)
     return "\n".join([header, rule, *rows, rule, *totals])

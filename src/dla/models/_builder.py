@@ -3,7 +3,7 @@ family check and the ImageNet weights, in the model's builder function, outside 
 (torchvision's ``_deeplabv3_resnet`` pattern: the composite's ``__init__`` takes the built backbone)."""
 
 import os
-from typing import Type, TypeVar, Union
+from typing import TypeVar, Union
 
 from torch import nn
 
@@ -15,8 +15,8 @@ Backbone = TypeVar("Backbone", bound=nn.Module)
 
 
 def create_backbone(
-    backbone: Union[str, nn.Module],
-    family: Type[Backbone],
+    backbone: str | nn.Module,
+    family: type[Backbone],
     owner: str,
     example: str,
     pretrained: Union[bool, str, "os.PathLike[str]", None] = None,

@@ -7,16 +7,17 @@ the layers that compute each from the previous one (``levels()``); ``run_levels`
 all agree.
 """
 
-from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, TypedDict, TypeVar, Union, overload
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypedDict, TypeVar, overload
 
 from torch import Tensor, nn
 
 from ..errors import DLAError
 
-Levels = List[Sequence[Callable[[Tensor], Tensor]]]
+Levels = list[Sequence[Callable[[Tensor], Tensor]]]
 """A backbone's levels: level ``i`` is its layers applied in order to level ``i - 1``'s map (to the input for 0)."""
 
-Indices = Union[None, int, Sequence[int]]
+Indices = int | Sequence[int] | None
 """Which levels ``forward_intermediates`` returns: ``None`` all, an int ``n`` the last ``n``, or level indices
 (negative ones count from the end)."""
 
@@ -38,7 +39,7 @@ class FeatureInfo:
     they give one level's value, counted within the selection.
     """
 
-    def __init__(self, levels: List[FeatureLevel], out_indices: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, levels: list[FeatureLevel], out_indices: Sequence[int] | None = None) -> None:
         self.levels = levels
         self.out_indices = tuple(range(len(levels))) if out_indices is None else tuple(out_indices)
         for i in self.out_indices:
@@ -48,32 +49,32 @@ class FeatureInfo:
     def select(self, out_indices: Sequence[int]) -> "FeatureInfo":
         return FeatureInfo(self.levels, out_indices)
 
-    def get(self, key: Literal["num_chs", "reduction", "module"], idx: Optional[int] = None) -> Union[list, int, str]:
+    def get(self, key: Literal["num_chs", "reduction", "module"], idx: int | None = None) -> list | int | str:
         return self._pick([self.levels[i][key] for i in self.out_indices], idx)
 
     @overload
-    def channels(self, idx: None = None) -> List[int]: ...
+    def channels(self, idx: None = None) -> list[int]: ...
     @overload
     def channels(self, idx: int) -> int: ...
-    def channels(self, idx: Optional[int] = None) -> Union[List[int], int]:
+    def channels(self, idx: int | None = None) -> list[int] | int:
         return self._pick([self.levels[i]["num_chs"] for i in self.out_indices], idx)
 
     @overload
-    def reduction(self, idx: None = None) -> List[int]: ...
+    def reduction(self, idx: None = None) -> list[int]: ...
     @overload
     def reduction(self, idx: int) -> int: ...
-    def reduction(self, idx: Optional[int] = None) -> Union[List[int], int]:
+    def reduction(self, idx: int | None = None) -> list[int] | int:
         return self._pick([self.levels[i]["reduction"] for i in self.out_indices], idx)
 
     @overload
-    def module_name(self, idx: None = None) -> List[str]: ...
+    def module_name(self, idx: None = None) -> list[str]: ...
     @overload
     def module_name(self, idx: int) -> str: ...
-    def module_name(self, idx: Optional[int] = None) -> Union[List[str], str]:
+    def module_name(self, idx: int | None = None) -> list[str] | str:
         return self._pick([self.levels[i]["module"] for i in self.out_indices], idx)
 
     @staticmethod
-    def _pick(values: List[T], idx: Optional[int]) -> Union[List[T], T]:
+    def _pick(values: list[T], idx: int | None) -> list[T] | T:
         return values if idx is None else values[idx]
 
     def __len__(self) -> int:
@@ -86,7 +87,7 @@ class FeatureInfo:
         return f"FeatureInfo({[self.levels[i] for i in self.out_indices]})"
 
 
-def feature_take_indices(num_levels: int, indices: Indices = None) -> Tuple[List[int], int]:
+def feature_take_indices(num_levels: int, indices: Indices = None) -> tuple[list[int], int]:
     """The level indices ``indices`` selects (``Indices``), in its order, and the deepest of them (timm's)."""
     if indices is None:
         take = list(range(num_levels))
@@ -101,16 +102,14 @@ def feature_take_indices(num_levels: int, indices: Indices = None) -> Tuple[List
     return take, max(take)
 
 
-def run_levels(
-    levels: Levels, x: Tensor, indices: Indices = None, stop_early: bool = False
-) -> Tuple[Tensor, List[Tensor]]:
+def run_levels(levels: Levels, x: Tensor, indices: Indices = None, stop_early: bool = False) -> tuple[Tensor, list[Tensor]]:
     """Run a backbone's ``levels`` on ``x``: the last map computed and the maps of the selected levels.
 
     Without ``stop_early`` every level runs and the first result is the deepest level's map; with it the
     levels past the deepest selected one are not run (nor needed) and the first result is that level's map.
     """
     take, deepest = feature_take_indices(len(levels), indices)
-    maps: Dict[int, Tensor] = {}
+    maps: dict[int, Tensor] = {}
     for i, layers in enumerate(levels[: deepest + 1] if stop_early else levels):
         for layer in layers:
             x = layer(x)
@@ -137,23 +136,40 @@ class Backbone(nn.Module):
 
     @overload
     def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, *, intermediates_only: Literal[True],
+        self,
+        x: Tensor,
+        indices: Indices = None,
+        stop_early: bool = False,
+        *,
+        intermediates_only: Literal[True],
         **level_args: Any,
-    ) -> List[Tensor]: ...
+    ) -> list[Tensor]: ...
     @overload
     def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: Literal[False] = False,
+        self,
+        x: Tensor,
+        indices: Indices = None,
+        stop_early: bool = False,
+        intermediates_only: Literal[False] = False,
         **level_args: Any,
-    ) -> Tuple[Tensor, List[Tensor]]: ...
+    ) -> tuple[Tensor, list[Tensor]]: ...
     @overload
     def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False,
+        self,
+        x: Tensor,
+        indices: Indices = None,
+        stop_early: bool = False,
+        intermediates_only: bool = False,
         **level_args: Any,
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]: ...
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]: ...
     def forward_intermediates(
-        self, x: Tensor, indices: Indices = None, stop_early: bool = False, intermediates_only: bool = False,
+        self,
+        x: Tensor,
+        indices: Indices = None,
+        stop_early: bool = False,
+        intermediates_only: bool = False,
         **level_args: Any,
-    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
         """``(N, C, H, W) ->`` (the last map computed, the selected levels' maps) or, with
         ``intermediates_only``, the maps alone; level ``i`` is ``(N, channels[i], ~H / reduction[i],
         ~W / reduction[i])`` (``feature_info``)."""
@@ -190,7 +206,7 @@ class FeatureListNet(nn.Module):
                 break
         self.forward_intermediates = model.forward_intermediates  # a bound method: not registered as a submodule
 
-    def forward(self, x: Tensor) -> List[Tensor]:
+    def forward(self, x: Tensor) -> list[Tensor]:
         return self.forward_intermediates(x, self.feature_info.out_indices, stop_early=True, intermediates_only=True)
 
 

@@ -8,15 +8,15 @@ import os
 import re
 import urllib.error
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import torch
 from torch import Tensor, nn
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DLAError
-
 
 # torch.hub's convention: ``name-<first hex digits of the file's SHA-256>.ext``.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
@@ -26,16 +26,16 @@ _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
 class PretrainedCfg:
     """What a model's published weights are and how to feed them (timm's ``pretrained_cfg``)."""
 
-    url: Optional[str] = None
-    hash_prefix: Optional[str] = None
+    url: str | None = None
+    hash_prefix: str | None = None
     num_classes: int = 1000
-    input_size: Tuple[int, int, int] = (3, 224, 224)
+    input_size: tuple[int, int, int] = (3, 224, 224)
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     first_conv: str = "base_layer.0"
-    classifier: Union[str, Tuple[str, ...]] = "fc"  # module(s) re-initialised when num_classes differs
+    classifier: str | tuple[str, ...] = "fc"  # module(s) re-initialised when num_classes differs
     license: str = ""
     paper_name: str = ""  # the variant's name in its paper ("DLA-X-46-C"); its figures are in ``_paper``
     origin: str = ""
@@ -93,7 +93,7 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
     _load_checked(model, state_dict, path, heads)
 
 
-def download(url: str, hash_prefix: Optional[str] = None) -> str:
+def download(url: str, hash_prefix: str | None = None) -> str:
     """Download ``url`` once into the torch.hub cache, checking the SHA-256 prefix; return the local path."""
     directory = os.path.join(torch.hub.get_dir(), "checkpoints")
     os.makedirs(directory, exist_ok=True)
@@ -112,12 +112,12 @@ def download(url: str, hash_prefix: Optional[str] = None) -> str:
     return path
 
 
-def _hash_from_name(url: str) -> Optional[str]:
+def _hash_from_name(url: str) -> str | None:
     match = _HASH_IN_NAME.search(os.path.basename(urllib.parse.urlparse(url).path))
     return match.group(1) if match else None
 
 
-def _read_state_dict(path: str) -> Dict[str, Tensor]:
+def _read_state_dict(path: str) -> dict[str, Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, wrong format, or a pickle that is not weights only
@@ -144,7 +144,7 @@ def adapt_input_conv(weight: Tensor, in_chans: int) -> Tensor:
     return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
 
 
-def _adapt_input_conv(state_dict: Dict[str, Tensor], first_conv: str, model: nn.Module, path: str) -> Dict[str, Tensor]:
+def _adapt_input_conv(state_dict: dict[str, Tensor], first_conv: str, model: nn.Module, path: str) -> dict[str, Tensor]:
     key = f"{first_conv}.weight"
     target = model.state_dict().get(key)
     if key in state_dict and target is not None and state_dict[key].shape[1] != target.shape[1]:
@@ -156,7 +156,7 @@ def _in_heads(key: str, heads: Sequence[str]) -> bool:
     return any(key == head or key.startswith(f"{head}.") for head in heads)
 
 
-def _drop_mismatched_classifier(state_dict: Dict[str, Tensor], heads: Sequence[str], model: nn.Module) -> Dict[str, Tensor]:
+def _drop_mismatched_classifier(state_dict: dict[str, Tensor], heads: Sequence[str], model: nn.Module) -> dict[str, Tensor]:
     own = model.state_dict()
     head = {k for k in state_dict if _in_heads(k, heads)}
     if all(k in own and own[k].shape == state_dict[k].shape for k in head):
@@ -164,7 +164,7 @@ def _drop_mismatched_classifier(state_dict: Dict[str, Tensor], heads: Sequence[s
     return {k: v for k, v in state_dict.items() if k not in head}
 
 
-def _load_checked(model: nn.Module, state_dict: Dict[str, Tensor], path: str, heads: Sequence[str]) -> None:
+def _load_checked(model: nn.Module, state_dict: dict[str, Tensor], path: str, heads: Sequence[str]) -> None:
     own = model.state_dict()
     fresh_head = {k for k in own if _in_heads(k, heads)} - set(state_dict)
     missing = [k for k in own if k not in state_dict and k not in fresh_head]

@@ -2,7 +2,8 @@
 
 import fnmatch
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Union
 
 from torch import nn
 
@@ -10,7 +11,7 @@ from ..errors import DLAError
 
 ModelFactory = Callable[..., nn.Module]
 
-_model_entrypoints: Dict[str, ModelFactory] = {}
+_model_entrypoints: dict[str, ModelFactory] = {}
 
 
 def register_model(fn: ModelFactory) -> ModelFactory:
@@ -26,7 +27,7 @@ def register_model(fn: ModelFactory) -> ModelFactory:
     return fn
 
 
-def list_models(pattern: str = "*") -> List[str]:
+def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (``"dla*x*"``), in registration order."""
     return [name for name in _model_entrypoints if fnmatch.fnmatchcase(name, pattern)]
 
@@ -41,11 +42,11 @@ def model_entrypoint(name: str) -> ModelFactory:
 def create_model(
     name: str,
     pretrained: Union[bool, str, "os.PathLike[str]"] = False,
-    num_classes: Optional[int] = None,
+    num_classes: int | None = None,
     in_chans: int = 3,
     features_only: bool = False,
     out_indices: Sequence[int] = (1, 2, 3, 4, 5),
-    output_stride: Optional[int] = None,
+    output_stride: int | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model, optionally with pretrained weights and as a feature extractor.

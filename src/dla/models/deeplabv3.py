@@ -23,7 +23,8 @@ cannot estimate statistics; it then uses its running statistics (and does not up
 """
 
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 from torch import Tensor, nn
@@ -43,8 +44,10 @@ class ImagePooling(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            PooledBatchNorm(out_channels), nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            PooledBatchNorm(out_channels),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -66,7 +69,7 @@ class ASPP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
 
-    def atrous_convs(self) -> List[nn.Conv2d]:
+    def atrous_convs(self) -> list[nn.Conv2d]:
         """The 3x3 convolutions of the atrous branches (between the 1x1 branch and the image-level one)."""
         convs = []
         for branch in self.convs[1:-1]:
@@ -78,7 +81,7 @@ class ASPP(nn.Module):
 
     def set_rates(self, rates: Sequence[int]) -> None:
         """Dilate the three 3x3 branches by ``rates`` (doubled when the output stride halves)."""
-        for conv, rate in zip(self.atrous_convs(), rates):
+        for conv, rate in zip(self.atrous_convs(), rates, strict=True):
             set_conv_geometry(conv, 1, rate)
 
 
@@ -90,7 +93,7 @@ def block_replica(unit: Block, channels: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(first, *[unit(channels, width) for _ in range(blocks - 1)])
 
 
-def aspp_rates(output_stride: int) -> Tuple[int, int, int]:
+def aspp_rates(output_stride: int) -> tuple[int, int, int]:
     """(6, 12, 18) at output stride 16, doubled at 8 (Sec. 3.3); at 32, halved (not in the paper)."""
     if output_stride not in (8, 16, 32):
         raise DLAError(f"output_stride must be 8, 16 or 32, got {output_stride}")
@@ -114,8 +117,9 @@ class DeepLabV3(nn.Module):
             ``"logits"`` (the 1x1 logits on the last block: the cascaded models of Tables 1-3).
     """
 
-    def __init__(self, backbone: ResNet, num_classes: int = 21, output_stride: int = 16, cascade: int = 0,
-                 head: str = "paper") -> None:
+    def __init__(
+        self, backbone: ResNet, num_classes: int = 21, output_stride: int = 16, cascade: int = 0, head: str = "paper"
+    ) -> None:
         super().__init__()
         if head not in ("paper", "torchvision", "logits"):
             raise DLAError(f"head must be 'paper', 'torchvision' or 'logits', got {head!r}")
@@ -127,7 +131,7 @@ class DeepLabV3(nn.Module):
         width = backbone.num_features
         unit = type(stage_blocks(backbone.layer4)[0])
         self.cascade = nn.Sequential(*[block_replica(unit, width, len(backbone.layer4)) for _ in range(cascade)])
-        layers: List[nn.Module] = [] if head == "logits" else [ASPP(width, (6, 12, 18))]
+        layers: list[nn.Module] = [] if head == "logits" else [ASPP(width, (6, 12, 18))]
         if head == "torchvision":
             layers += list(ConvBnAct(256, 256, 3))
         layers.append(nn.Conv2d(width if head == "logits" else 256, num_classes, 1))
@@ -135,8 +139,11 @@ class DeepLabV3(nn.Module):
         self.set_output_stride(output_stride)
         paper_name = f"DeepLabv3-{backbone.pretrained_cfg.paper_name}" + (f" block{4 + cascade}" if cascade else "")
         self.pretrained_cfg = PretrainedCfg(
-            num_classes=num_classes, first_conv="backbone.conv1", classifier=f"classifier.{len(layers) - 1}",
-            paper_name=paper_name, license="BSD-3-Clause",
+            num_classes=num_classes,
+            first_conv="backbone.conv1",
+            classifier=f"classifier.{len(layers) - 1}",
+            paper_name=paper_name,
+            license="BSD-3-Clause",
         )
 
     def set_output_stride(self, output_stride: int) -> None:
@@ -144,7 +151,9 @@ class DeepLabV3(nn.Module):
         place and keeping the weights: train at 16, evaluate at 8 (Sec. 4.2)."""
         allowed = [8, 16, 32] + [32 * 2**i for i in range(1, len(self.cascade) + 1)]
         if output_stride not in allowed:
-            raise DLAError(f"output_stride must be one of {allowed} with {len(self.cascade)} cascaded blocks, got {output_stride}")
+            raise DLAError(
+                f"output_stride must be one of {allowed} with {len(self.cascade)} cascaded blocks, got {output_stride}"
+            )
         aspp = self.classifier[0] if isinstance(self.classifier[0], ASPP) else None
         rates = aspp_rates(output_stride) if aspp is not None else ()
         self.backbone.set_output_stride(min(output_stride, 32))
@@ -160,7 +169,7 @@ class DeepLabV3(nn.Module):
             aspp.set_rates(rates)
         self.output_stride = output_stride
 
-    def replicas(self) -> List[nn.Sequential]:
+    def replicas(self) -> list[nn.Sequential]:
         """block5 ... block(4 + cascade), in order."""
         return [replica for replica in self.cascade if isinstance(replica, nn.Sequential)]
 
@@ -171,7 +180,7 @@ class DeepLabV3(nn.Module):
 
 def build_deeplabv3(
     backbone: str = "resnet101",
-    multi_grid: Optional[Sequence[int]] = None,
+    multi_grid: Sequence[int] | None = None,
     pretrained_backbone: Union[bool, str, "os.PathLike[str]", None] = None,
     in_chans: int = 3,
     **kwargs,
@@ -180,8 +189,9 @@ def build_deeplabv3(
     ``in_chans`` inputs and the ``multi_grid`` unit rates of block4 (e.g. ``(1, 2, 4)``, Sec. 3.2.1);
     ``pretrained_backbone`` (``True``, a path or a URL) loads its ImageNet weights (torchvision's files).
     ``kwargs`` go to ``DeepLabV3`` (``num_classes``, ``output_stride``, ``cascade``, ``head``)."""
-    resnet = create_backbone(backbone, ResNet, "DeepLabv3", "resnet101", pretrained_backbone,
-                             num_classes=0, in_chans=in_chans, multi_grid=multi_grid)
+    resnet = create_backbone(
+        backbone, ResNet, "DeepLabv3", "resnet101", pretrained_backbone, num_classes=0, in_chans=in_chans, multi_grid=multi_grid
+    )
     return DeepLabV3(resnet, **kwargs)
 
 

@@ -24,8 +24,8 @@ in scale), a zero linear bias, as torchvision.
 
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import partial
-from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,14 +50,16 @@ class DenseLayer(nn.Sequential):
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int) -> None:
         width = bn_size * growth_rate
-        super().__init__(OrderedDict(
-            norm1=nn.BatchNorm2d(in_channels),
-            relu1=nn.ReLU(inplace=True),
-            conv1=nn.Conv2d(in_channels, width, 1, bias=False),
-            norm2=nn.BatchNorm2d(width),
-            relu2=nn.ReLU(inplace=True),
-            conv2=nn.Conv2d(width, growth_rate, 3, padding=1, bias=False),
-        ))
+        super().__init__(
+            OrderedDict(
+                norm1=nn.BatchNorm2d(in_channels),
+                relu1=nn.ReLU(inplace=True),
+                conv1=nn.Conv2d(in_channels, width, 1, bias=False),
+                norm2=nn.BatchNorm2d(width),
+                relu2=nn.ReLU(inplace=True),
+                conv2=nn.Conv2d(width, growth_rate, 3, padding=1, bias=False),
+            )
+        )
 
 
 class DenseBlock(nn.ModuleDict):
@@ -69,18 +71,17 @@ class DenseBlock(nn.ModuleDict):
     """
 
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int) -> None:
-        super().__init__({
-            f"denselayer{i + 1}": DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size)
-            for i in range(num_layers)
-        })
+        super().__init__(
+            {f"denselayer{i + 1}": DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size) for i in range(num_layers)}
+        )
         self.in_channels = in_channels
         self.growth_rate = growth_rate
 
-    def width(self, layers: Optional[int] = None) -> int:
+    def width(self, layers: int | None = None) -> int:
         """Channels after the first ``layers`` layers (all by default)."""
         return self.in_channels + (len(self) if layers is None else layers) * self.growth_rate
 
-    def forward(self, x: Tensor, start: int = 0, stop: Optional[int] = None) -> Tensor:
+    def forward(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
         for layer in list(self.values())[start:stop]:
             x = torch.cat([x, layer(x)], dim=1)
         return x
@@ -90,12 +91,14 @@ class Transition(nn.Sequential):
     """BN-ReLU-1x1 conv, 2x2 average pooling: ``(N, C, H, W) -> (N, C / 2, H / 2, W / 2)`` (sizes floored)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(OrderedDict(
-            norm=nn.BatchNorm2d(in_channels),
-            relu=nn.ReLU(inplace=True),
-            conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            pool=nn.AvgPool2d(2, 2),
-        ))
+        super().__init__(
+            OrderedDict(
+                norm=nn.BatchNorm2d(in_channels),
+                relu=nn.ReLU(inplace=True),
+                conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                pool=nn.AvgPool2d(2, 2),
+            )
+        )
 
 
 class DenseNet(Backbone):
@@ -117,9 +120,18 @@ class DenseNet(Backbone):
     stride after it.
     """
 
-    def __init__(self, block_config: Sequence[int], growth_rate: int = 32, num_init_features: int = 64,
-                 bn_size: int = 4, num_classes: int = 1000, in_chans: int = 3, output_stride: int = 32,
-                 split_blocks: Sequence[int] = (), pretrained_cfg: Optional[PretrainedCfg] = None) -> None:
+    def __init__(
+        self,
+        block_config: Sequence[int],
+        growth_rate: int = 32,
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        output_stride: int = 32,
+        split_blocks: Sequence[int] = (),
+        pretrained_cfg: PretrainedCfg | None = None,
+    ) -> None:
         super().__init__()
         if output_stride != 32:
             raise DLAError(f"DenseNet has no dilated variant here: output_stride must be 32, got {output_stride}")
@@ -127,14 +139,16 @@ class DenseNet(Backbone):
         self.block_name = "Dense"
         self.pretrained_cfg = pretrained_cfg or PretrainedCfg(first_conv="features.conv0", classifier="classifier")
         self.num_init_features = num_init_features
-        self.features = nn.Sequential(OrderedDict(
-            conv0=nn.Conv2d(in_chans, num_init_features, 7, 2, padding=3, bias=False),
-            norm0=nn.BatchNorm2d(num_init_features),
-            relu0=nn.ReLU(inplace=True),
-            pool0=nn.MaxPool2d(3, 2, padding=1),
-        ))
+        self.features = nn.Sequential(
+            OrderedDict(
+                conv0=nn.Conv2d(in_chans, num_init_features, 7, 2, padding=3, bias=False),
+                norm0=nn.BatchNorm2d(num_init_features),
+                relu0=nn.ReLU(inplace=True),
+                pool0=nn.MaxPool2d(3, 2, padding=1),
+            )
+        )
         channels = num_init_features
-        self.block_widths: List[int] = []
+        self.block_widths: list[int] = []
         for i, num_layers in enumerate(block_config, start=1):
             block = DenseBlock(num_layers, channels, growth_rate, bn_size)
             self.features.add_module(f"denseblock{i}", block)
@@ -151,7 +165,7 @@ class DenseNet(Backbone):
         if isinstance(self.classifier, nn.Linear):  # num_classes > 0
             nn.init.zeros_(self.classifier.bias)
 
-    def dense_blocks(self) -> List[DenseBlock]:
+    def dense_blocks(self) -> list[DenseBlock]:
         """``denseblock1``, ``denseblock2``, ... in order."""
         return [module for module in self.features.children() if isinstance(module, DenseBlock)]
 
@@ -173,7 +187,7 @@ class DenseNet(Backbone):
         levels[-1]["module"] = "features.norm5"
         self.feature_info = FeatureInfo(levels)
 
-    def filter_checkpoint(self, state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    def filter_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         """torchvision's old key names (``denselayer1.norm.1.weight``) to today's (``denselayer1.norm1.weight``)."""
         return {_OLD_DENSE_LAYER_KEY.sub(r"\1\2.", k): v for k, v in state_dict.items()}
 

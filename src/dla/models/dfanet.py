@@ -39,8 +39,9 @@ running statistics (``layers.norm.PooledBatchNorm``).
 """
 
 import os
+from collections.abc import Sequence
 from functools import partial
-from typing import List, Optional, Sequence, Union
+from typing import Union
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +59,7 @@ XCEPTION_A = (48, 96, 192)  # Table 1: widths of enc2, enc3, enc4
 XCEPTION_B = (32, 64, 128)
 DEPTHS = (4, 6, 4)  # Table 1: blocks of enc2, enc3, enc4
 STEM_WIDTH = 8  # Table 1: conv1
+
 
 def _variant(widths: Sequence[int]) -> str:
     return {tuple(XCEPTION_A): "A", tuple(XCEPTION_B): "B"}.get(tuple(widths), str(tuple(widths)))
@@ -148,15 +150,14 @@ class XceptionBackbone(Backbone):
     backbone's three stage outputs (``previous``).
     """
 
-    def __init__(self, widths: Sequence[int], in_chans: int = 3, cascaded: bool = False,
-                 fc_attention: bool = True) -> None:
+    def __init__(self, widths: Sequence[int], in_chans: int = 3, cascaded: bool = False, fc_attention: bool = True) -> None:
         super().__init__()
         c2, c3, c4 = widths
         self.widths = tuple(widths)
         self.fc_attention = fc_attention
         if cascaded:
             stage_inputs = (c4 + c2, c2 + c3, c3 + c4)
-            stem: List[FeatureLevel] = []
+            stem: list[FeatureLevel] = []
         else:
             self.conv1 = ConvBnAct(in_chans, STEM_WIDTH, 3, stride=2)
             stage_inputs = (STEM_WIDTH, c2, c3)
@@ -166,15 +167,19 @@ class XceptionBackbone(Backbone):
         self.enc4 = encoder_stage(stage_inputs[2], c4, DEPTHS[2])
         self.attention = FCAttention(c4) if fc_attention else nn.Identity()
         reductions = (8, 16, 32, 32) if cascaded else (4, 8, 16, 16)
-        self.feature_info = FeatureInfo(stem + [
-            FeatureLevel(num_chs=c, reduction=r, module=name)
-            for c, r, name in zip((c2, c3, c4, c4), reductions, ("enc2", "enc3", "enc4", "attention"))
-        ])
-        self.pretrained_cfg = PretrainedCfg(first_conv="conv1.0", classifier="attention",
-                                            paper_name=f"Xception {_variant(widths)}")
+        self.feature_info = FeatureInfo(
+            stem
+            + [
+                FeatureLevel(num_chs=c, reduction=r, module=name)
+                for c, r, name in zip((c2, c3, c4, c4), reductions, ("enc2", "enc3", "enc4", "attention"), strict=True)
+            ]
+        )
+        self.pretrained_cfg = PretrainedCfg(
+            first_conv="conv1.0", classifier="attention", paper_name=f"Xception {_variant(widths)}"
+        )
         init_conv_bn(self)
 
-    def levels(self, previous: Optional[Sequence[Tensor]] = None) -> Levels:
+    def levels(self, previous: Sequence[Tensor] | None = None) -> Levels:
         """The levels (``Levels``, shapes in the class docstring): ``conv1`` and the stages, or, cascaded (with
         ``previous``, the previous backbone's ``enc2``-``enc4`` maps), each stage after the concatenation with
         ``previous[i]``; then the FC attention, whose map ``forward_features`` gives."""
@@ -182,16 +187,16 @@ class XceptionBackbone(Backbone):
         if previous is None:
             stages = [(self.conv1,)] + stages
         else:
-            stages = [(partial(_concat, p), *stage) for p, stage in zip(previous, stages)]
+            stages = [(partial(_concat, p), *stage) for p, stage in zip(previous, stages, strict=True)]
         return stages + [(self.attention,)]
 
-    def forward(self, x: Tensor, previous: Optional[Sequence[Tensor]] = None) -> Tensor:
+    def forward(self, x: Tensor, previous: Sequence[Tensor] | None = None) -> Tensor:
         return self.forward_features(x, previous=previous)
 
 
 def _fuse(scorers: nn.ModuleList, maps: Sequence[Tensor]) -> Tensor:
     """Each map scored by its convolution and up-sampled to the first map's size, summed."""
-    scores = [resize_like(score(x), maps[0]) for score, x in zip(scorers, maps)]
+    scores = [resize_like(score(x), maps[0]) for score, x in zip(scorers, maps, strict=True)]
     return sum(scores[1:], scores[0])
 
 
@@ -205,8 +210,15 @@ class Decoder(nn.Module):
     (``H / 16``, ``W / 16`` without ``low_level``).
     """
 
-    def __init__(self, high_channels: int, low_channels: int, num_backbones: int, num_classes: int,
-                 high_level: bool = True, low_level: bool = True) -> None:
+    def __init__(
+        self,
+        high_channels: int,
+        low_channels: int,
+        num_backbones: int,
+        num_classes: int,
+        high_level: bool = True,
+        low_level: bool = True,
+    ) -> None:
         super().__init__()
         if high_level:
             self.high = nn.ModuleList([nn.Conv2d(high_channels, num_classes, 3, padding=1) for _ in range(num_backbones)])
@@ -216,8 +228,8 @@ class Decoder(nn.Module):
             [nn.Conv2d(low_channels, num_classes, 3, padding=1) for _ in range(num_backbones if low_level else 0)]
         )
 
-    def forward(self, highs: List[Tensor], lows: List[Tensor]) -> Tensor:
-        scores = _fuse(self.high, highs[-len(self.high):])
+    def forward(self, highs: list[Tensor], lows: list[Tensor]) -> Tensor:
+        scores = _fuse(self.high, highs[-len(self.high) :])
         if len(self.low):
             scores = resize_like(scores, lows[0]) + _fuse(self.low, lows)
         return scores
@@ -241,8 +253,14 @@ class DFANet(nn.Module):
     Shapes: ``(N, in_chans, H, W) -> (N, num_classes, H, W)`` logits for any ``H, W``.
     """
 
-    def __init__(self, backbone: XceptionBackbone, cascade: Sequence[XceptionBackbone], num_classes: int = 19,
-                 high_level: bool = True, low_level: bool = True) -> None:
+    def __init__(
+        self,
+        backbone: XceptionBackbone,
+        cascade: Sequence[XceptionBackbone],
+        num_classes: int = 19,
+        high_level: bool = True,
+        low_level: bool = True,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.block_name = "xception"
@@ -252,10 +270,13 @@ class DFANet(nn.Module):
         self.decoder = Decoder(widths[2], widths[0], 1 + len(cascade), num_classes, high_level, low_level)
         key = (_variant(widths), 1 + len(cascade), high_level, low_level, backbone.fc_attention)
         self.pretrained_cfg = PretrainedCfg(
-            num_classes=num_classes, first_conv="backbone.conv1.0", classifier="decoder", paper_name=_paper_name(*key),
+            num_classes=num_classes,
+            first_conv="backbone.conv1.0",
+            classifier="decoder",
+            paper_name=_paper_name(*key),
         )
 
-    def cascaded_backbones(self) -> List[XceptionBackbone]:
+    def cascaded_backbones(self) -> list[XceptionBackbone]:
         """Backbones 2 to ``num_backbones``, in order."""
         return [backbone for backbone in self.cascade if isinstance(backbone, XceptionBackbone)]
 
@@ -263,8 +284,9 @@ class DFANet(nn.Module):
         levels = self.backbone.forward_intermediates(x, indices=4, intermediates_only=True)  # enc2-enc4, attended
         highs, lows = [levels[3]], [levels[0]]
         for backbone in self.cascaded_backbones():
-            levels = backbone.forward_intermediates(resize_like(levels[3], levels[0]), intermediates_only=True,
-                                                    previous=levels[:3])
+            levels = backbone.forward_intermediates(
+                resize_like(levels[3], levels[0]), intermediates_only=True, previous=levels[:3]
+            )
             highs.append(levels[3])
             lows.append(levels[0])
         return resize_like(self.decoder(highs, lows), x)
@@ -286,8 +308,9 @@ def build_dfanet(
     weights are published, so ``True`` raises. Only ``output_stride=32``: resolution is recovered by the
     decoder, not by dilation. ``kwargs`` go to ``DFANet`` (``num_classes``, ``high_level``, ``low_level``)."""
     if output_stride != 32:
-        raise DLAError(f"DFANet recovers resolution with its decoder, not with dilation: output_stride must "
-                       f"stay 32, got {output_stride}")
+        raise DLAError(
+            f"DFANet recovers resolution with its decoder, not with dilation: output_stride must stay 32, got {output_stride}"
+        )
     if not 1 <= num_backbones <= 4:
         raise DLAError(f"num_backbones must be 1 to 4 (Table 3), got {num_backbones}")
     backbone = XceptionBackbone(widths, in_chans, fc_attention=fc_attention)
@@ -310,5 +333,13 @@ def dfanet_b(**kwargs) -> DFANet:
     return build_dfanet(XCEPTION_B, **kwargs)
 
 
-__all__ = ["DFANet", "Decoder", "FCAttention", "SeparableConv2d", "XceptionBackbone", "XceptionBlock", "build_dfanet",
-           "encoder_stage"]
+__all__ = [
+    "DFANet",
+    "Decoder",
+    "FCAttention",
+    "SeparableConv2d",
+    "XceptionBackbone",
+    "XceptionBlock",
+    "build_dfanet",
+    "encoder_stage",
+]

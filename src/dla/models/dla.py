@@ -12,8 +12,8 @@ then global average pooling and a linear classifier, stored as a 1x1 convolution
 authors' checkpoints. Pooling adapts to the input size, so any input of at least 32 pixels works.
 """
 
+from collections.abc import Sequence
 from functools import partial
-from typing import List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
@@ -30,13 +30,13 @@ from ._registry import register_model
 
 def _conv_level(in_channels: int, out_channels: int, num_convs: int, stride: int) -> nn.Sequential:
     """Levels 0 and 1: ``num_convs`` 3x3 convolution-BN-ReLU, flat (keys ``0, 1, 3, 4, ...``), the first strided."""
-    layers: List[nn.Module] = []
+    layers: list[nn.Module] = []
     for i in range(num_convs):
         layers.extend(ConvBnAct(in_channels if i == 0 else out_channels, out_channels, 3, stride if i == 0 else 1))
     return nn.Sequential(*layers)
 
 
-def _level_strides(output_stride: int) -> List[Tuple[int, int]]:
+def _level_strides(output_stride: int) -> list[tuple[int, int]]:
     """(stride, dilation) of levels 2-5: below output stride 32 the last levels trade stride for dilation."""
     if output_stride not in (8, 16, 32):
         raise DLAError(f"output_stride must be 8, 16 or 32, got {output_stride}")
@@ -79,7 +79,7 @@ class DLA(Backbone):
         in_chans: int = 3,
         output_stride: int = 32,
         drop_rate: float = 0.0,
-        pretrained_cfg: Optional[PretrainedCfg] = None,
+        pretrained_cfg: PretrainedCfg | None = None,
     ) -> None:
         super().__init__()
         if len(levels) != 6 or len(channels) != 6:
@@ -108,7 +108,10 @@ class DLA(Backbone):
 
         reductions = [1, 2] + [min(2 ** (i + 2), output_stride) for i in range(4)]
         self.feature_info = FeatureInfo(
-            [FeatureLevel(num_chs=c, reduction=r, module=f"level{i}") for i, (c, r) in enumerate(zip(channels, reductions))]
+            [
+                FeatureLevel(num_chs=c, reduction=r, module=f"level{i}")
+                for i, (c, r) in enumerate(zip(channels, reductions, strict=True))
+            ]
         )
         init_conv_bn(self, skip=(self.fc,))
 

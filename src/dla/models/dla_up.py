@@ -16,7 +16,7 @@ Two decoders, both built from ``IDAUp`` (Fig. 4):
   single IDA-up over the levels into ``decoder_channels`` (32) channels. Lighter; no published weights.
 """
 
-from typing import List, Sequence, Union
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -52,7 +52,7 @@ class DLAUp(nn.Module):
             scales[j + 1 :] = [scales[j]] * (self.num_levels - 1 - j)
             in_channels[j + 1 :] = [channels[j]] * (self.num_levels - 1 - j)
 
-    def forward(self, levels: List[Tensor]) -> Tensor:
+    def forward(self, levels: list[Tensor]) -> Tensor:
         levels = list(levels)
         for i in range(self.num_levels - 1):
             j = self.num_levels - 2 - i
@@ -67,7 +67,7 @@ class PaperDecoder(nn.Module):
         super().__init__()
         self.ida_up = IDAUp(in_channels, channels, scales)
 
-    def forward(self, levels: List[Tensor]) -> Tensor:
+    def forward(self, levels: list[Tensor]) -> Tensor:
         return self.ida_up(levels)[-1]
 
 
@@ -91,8 +91,9 @@ class DLASeg(nn.Module):
     sizes up, and the decoder and the final up-sampling crop the surplus at the bottom and right.
     """
 
-    def __init__(self, backbone: DLA, num_classes: int = 19, down_ratio: int = 2, decoder: str = "authors",
-                 decoder_channels: int = 32) -> None:
+    def __init__(
+        self, backbone: DLA, num_classes: int = 19, down_ratio: int = 2, decoder: str = "authors", decoder_channels: int = 32
+    ) -> None:
         super().__init__()
         if down_ratio not in (2, 4, 8, 16):
             raise DLAError(f"down_ratio must be 2, 4, 8 or 16, got {down_ratio}")
@@ -111,7 +112,7 @@ class DLASeg(nn.Module):
         scales = [2**i for i in range(len(channels))]
 
         self.base = backbone
-        self.dla_up: Union[DLAUp, PaperDecoder]
+        self.dla_up: DLAUp | PaperDecoder
         if decoder == "authors":
             self.dla_up = DLAUp(channels, scales)
             head_channels = channels[0]
@@ -135,8 +136,8 @@ class DLASeg(nn.Module):
 
 
 def build_dlaseg(
-    backbone: Union[str, DLA] = "dla34",
-    pretrained_backbone: Union[bool, str, None] = None,
+    backbone: str | DLA = "dla34",
+    pretrained_backbone: bool | str | None = None,
     in_chans: int = 3,
     output_stride: int = 32,
     **kwargs,

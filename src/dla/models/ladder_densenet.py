@@ -43,7 +43,8 @@ pre-activation classifiers. The paper gives no parameter or FLOP counts for the 
 
 import os
 from collections import OrderedDict
-from typing import List, Sequence, Type, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 from torch import Tensor, nn
@@ -64,14 +65,24 @@ WIDTH = 128  # maps of the context output and of the whole upsampling path (Sec.
 class PreActConv(nn.Sequential):
     """BN, ReLU, convolution: DenseNet's unit order (Sec. 4): ``(N, C, H, W) -> (N, out_channels, H, W)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1,
-                 bias: bool = False, norm: Type[nn.BatchNorm2d] = nn.BatchNorm2d) -> None:
-        super().__init__(OrderedDict(
-            norm=norm(in_channels),
-            relu=nn.ReLU(inplace=True),
-            conv=nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2),
-                           dilation=dilation, bias=bias),
-        ))
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+        norm: type[nn.BatchNorm2d] = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__(
+            OrderedDict(
+                norm=norm(in_channels),
+                relu=nn.ReLU(inplace=True),
+                conv=nn.Conv2d(
+                    in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation, bias=bias
+                ),
+            )
+        )
 
 
 class Context(nn.Sequential):
@@ -81,10 +92,12 @@ class Context(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, width: int = 512, out_channels: int = WIDTH) -> None:
-        super().__init__(OrderedDict(
-            project=nn.Conv2d(in_channels, width, 1, bias=False),
-            conv=PreActConv(width, out_channels, 3, dilation=2),
-        ))
+        super().__init__(
+            OrderedDict(
+                project=nn.Conv2d(in_channels, width, 1, bias=False),
+                conv=PreActConv(width, out_channels, 3, dilation=2),
+            )
+        )
 
 
 class PyramidLevel(nn.Sequential):
@@ -107,8 +120,7 @@ class SPPContext(nn.Module):
     BN-ReLU-3x3 conv to 128.
     """
 
-    def __init__(self, in_channels: int, width: int = 512, out_channels: int = WIDTH,
-                 bins: Sequence[int] = (1, 2, 3, 6)) -> None:
+    def __init__(self, in_channels: int, width: int = 512, out_channels: int = WIDTH, bins: Sequence[int] = (1, 2, 3, 6)) -> None:
         super().__init__()
         self.project = nn.Conv2d(in_channels, width, 1, bias=False)
         self.levels = nn.ModuleList([PyramidLevel(width, width // len(bins), b) for b in bins])
@@ -140,8 +152,12 @@ def _paper_name(backbone: DenseNet, aux: bool, upsampling: bool, context: str, f
     depth = backbone.pretrained_cfg.paper_name.rsplit("-", 1)[-1]
     if not upsampling:
         return f"DenseNet-{depth} 32x"
-    labels = [(not aux, "single loss"), (3 in backbone.split_blocks, "split3+4"), (context == "spp", "SPP"),
-              (freeze_bn, "frozen-BN")]
+    labels = [
+        (not aux, "single loss"),
+        (3 in backbone.split_blocks, "split3+4"),
+        (context == "spp", "SPP"),
+        (freeze_bn, "frozen-BN"),
+    ]
     return " ".join([f"LadderDenseNet-{depth} 4x"] + [label for wanted, label in labels if wanted])
 
 
@@ -163,8 +179,15 @@ class LadderDenseNet(nn.Module):
         freeze_bn: keep all BatchNorm layers in inference mode and their parameters fixed (Table 4).
     """
 
-    def __init__(self, backbone: DenseNet, num_classes: int = 19, aux: bool = True, upsampling: bool = True,
-                 context: str = "simple", freeze_bn: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: DenseNet,
+        num_classes: int = 19,
+        aux: bool = True,
+        upsampling: bool = True,
+        context: str = "simple",
+        freeze_bn: bool = False,
+    ) -> None:
         super().__init__()
         if context not in ("simple", "spp"):
             raise DLAError(f"context must be 'simple' or 'spp', got {context!r}")
@@ -189,16 +212,19 @@ class LadderDenseNet(nn.Module):
             for m in self._norms():
                 m.requires_grad_(False)
         self.pretrained_cfg = PretrainedCfg(
-            num_classes=num_classes, first_conv="backbone.features.conv0", classifier=tuple(f"{h}.conv" for h in heads),
-            paper_name=_paper_name(backbone, aux, upsampling, context, freeze_bn), license="",
+            num_classes=num_classes,
+            first_conv="backbone.features.conv0",
+            classifier=tuple(f"{h}.conv" for h in heads),
+            paper_name=_paper_name(backbone, aux, upsampling, context, freeze_bn),
+            license="",
         )
         self.train()
 
-    def skip_channels(self) -> List[int]:
+    def skip_channels(self) -> list[int]:
         """Widths of the skips, finest first: DB1, DB2, DB3 (DB3a, DB3b with ``split3``), DB4a."""
         return self.backbone.feature_info.select(self.skip_levels).channels()
 
-    def _norms(self) -> List[nn.BatchNorm2d]:
+    def _norms(self) -> list[nn.BatchNorm2d]:
         return [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
 
     def train(self, mode: bool = True) -> "LadderDenseNet":
@@ -209,7 +235,7 @@ class LadderDenseNet(nn.Module):
                 m.eval()
         return self
 
-    def forward(self, x: Tensor) -> Union[Tensor, AuxOutput]:
+    def forward(self, x: Tensor) -> Tensor | AuxOutput:
         """Logits ``(N, num_classes, H, W)``; in training with ``aux``, ``AuxOutput(logits, aux_logits)``.
 
         The downsampling path (Fig. 1, top rail) gives the skips, finest first, and the deepest block's
@@ -219,7 +245,8 @@ class LadderDenseNet(nn.Module):
         features, skips = self.backbone.forward_intermediates(x, indices=self.skip_levels)
         context = self.context(features)
         y = context
-        for transition_up, skip in zip(self.transitions_up, reversed(skips)):
+        # strict=False: the 32x baseline (upsampling=False) has no transition-up and leaves the skips unused
+        for transition_up, skip in zip(self.transitions_up, reversed(skips), strict=False):
             y = transition_up(y, skip)
         logits = resize_like(self.logits(y), x)
         if self.aux and self.training and self.aux_logits is not None:
@@ -243,12 +270,12 @@ def build_ladder_densenet(
     ``output_stride=32``. ``kwargs`` go to ``LadderDenseNet`` (``num_classes``, ``aux``, ``context``,
     ``freeze_bn``)."""
     if output_stride != 32:
-        raise DLAError("the Ladder DenseNet recovers resolution by upsampling: output_stride must be 32, "
-                       f"got {output_stride}")
+        raise DLAError(f"the Ladder DenseNet recovers resolution by upsampling: output_stride must be 32, got {output_stride}")
     if split3 and not upsampling:
         raise DLAError("split3 adds a transition-up: it needs upsampling=True")
-    densenet = create_backbone(backbone, DenseNet, "Ladder DenseNet", "densenet121", pretrained_backbone,
-                               num_classes=0, in_chans=in_chans)
+    densenet = create_backbone(
+        backbone, DenseNet, "Ladder DenseNet", "densenet121", pretrained_backbone, num_classes=0, in_chans=in_chans
+    )
     densenet.set_split_blocks(((3, 4) if split3 else (4,)) if upsampling else ())
     return LadderDenseNet(densenet, upsampling=upsampling, **kwargs)
 

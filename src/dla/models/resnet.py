@@ -14,7 +14,7 @@ dilation; the first block of a dilated stage keeps the previous rate, as torchvi
 and evaluates at 8, Sec. 4.2): the weights do not depend on them.
 """
 
-from typing import List, Optional, Sequence, Type, Union
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -31,7 +31,7 @@ def set_conv_geometry(conv: nn.Conv2d, stride: int, dilation: int) -> None:
     conv.stride, conv.dilation, conv.padding = (stride, stride), (dilation, dilation), (dilation, dilation)
 
 
-def set_shortcut_stride(downsample: Optional[nn.Sequential], stride: int) -> None:
+def set_shortcut_stride(downsample: nn.Sequential | None, stride: int) -> None:
     """Stride a shortcut's first layer (a 1x1 projection, or the parameter-free subsampling of a replica)."""
     if downsample is not None:
         first = downsample[0]
@@ -45,8 +45,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Sequential] = None) -> None:
+    def __init__(
+        self, in_channels: int, width: int, stride: int = 1, dilation: int = 1, downsample: nn.Sequential | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride, padding=dilation, dilation=dilation, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -73,8 +74,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Sequential] = None) -> None:
+    def __init__(
+        self, in_channels: int, width: int, stride: int = 1, dilation: int = 1, downsample: nn.Sequential | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -98,7 +100,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + shortcut)
 
 
-Block = Type[Union[BasicBlock, Bottleneck]]
+Block = type[BasicBlock | Bottleneck]
 
 
 def make_stage(block: Block, in_channels: int, width: int, blocks: int, stride: int) -> nn.Sequential:
@@ -112,7 +114,7 @@ def make_stage(block: Block, in_channels: int, width: int, blocks: int, stride: 
     return nn.Sequential(*units, *[block(out_channels, width) for _ in range(blocks - 1)])
 
 
-def stage_blocks(stage: nn.Sequential) -> List[Union[BasicBlock, Bottleneck]]:
+def stage_blocks(stage: nn.Sequential) -> list[BasicBlock | Bottleneck]:
     """The blocks of a stage (``make_stage``, or a replica of DeepLabv3), in order."""
     blocks = []
     for unit in stage:
@@ -124,18 +126,18 @@ def stage_blocks(stage: nn.Sequential) -> List[Union[BasicBlock, Bottleneck]]:
 
 def set_stage_geometry(stage: nn.Sequential, stride: int, rates: Sequence[int]) -> None:
     """The first block strides by ``stride``; block ``i`` dilates by ``rates[i]``."""
-    for i, (unit, rate) in enumerate(zip(stage_blocks(stage), rates)):
+    for i, (unit, rate) in enumerate(zip(stage_blocks(stage), rates, strict=True)):
         unit.set_geometry(stride if i == 0 else 1, rate)
 
 
-def stage_rates(output_stride: int) -> List[int]:
+def stage_rates(output_stride: int) -> list[int]:
     """The dilation rate of stages 1-4: 1 while striding, doubling for each stride replaced below 32."""
     if output_stride not in (8, 16, 32):
         raise DLAError(f"output_stride must be 8, 16 or 32, got {output_stride}")
     return {32: [1, 1, 1, 1], 16: [1, 1, 1, 2], 8: [1, 1, 2, 4]}[output_stride]
 
 
-def unit_rates(blocks: int, rate: int, previous: int, multi_grid: Optional[Sequence[int]] = None) -> List[int]:
+def unit_rates(blocks: int, rate: int, previous: int, multi_grid: Sequence[int] | None = None) -> list[int]:
     """The dilation of each block of a stage at ``rate``: the first keeps the ``previous`` stage's rate, as
     torchvision does; with ``multi_grid`` every block has ``rate`` times its own unit rate (DeepLabv3)."""
     if multi_grid is not None:
@@ -159,9 +161,16 @@ class ResNet(Backbone):
     expansion`` channels at ``H / 4, H / 8, H / 16, H / 32`` (capped at ``output_stride``).
     """
 
-    def __init__(self, block: Block, layers: Sequence[int], num_classes: int = 1000, in_chans: int = 3,
-                 output_stride: int = 32, multi_grid: Optional[Sequence[int]] = None,
-                 pretrained_cfg: Optional[PretrainedCfg] = None) -> None:
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        output_stride: int = 32,
+        multi_grid: Sequence[int] | None = None,
+        pretrained_cfg: PretrainedCfg | None = None,
+    ) -> None:
         super().__init__()
         if multi_grid is not None and len(multi_grid) != layers[3]:
             raise DLAError(f"multi_grid needs one rate per block of the last stage ({layers[3]}), got {list(multi_grid)}")
@@ -190,7 +199,7 @@ class ResNet(Backbone):
         a model trained at 16 can be evaluated at 8 (Sec. 4.2)."""
         rates = stage_rates(output_stride)
         stages = (self.layer1, self.layer2, self.layer3, self.layer4)
-        for i, (stage, rate) in enumerate(zip(stages, rates)):
+        for i, (stage, rate) in enumerate(zip(stages, rates, strict=True)):
             previous = rates[max(i - 1, 0)]
             stride = 2 if i > 0 and rate == 1 else 1
             set_stage_geometry(stage, stride, unit_rates(len(stage), rate, previous, self.multi_grid if i == 3 else None))
@@ -200,7 +209,7 @@ class ResNet(Backbone):
             [FeatureLevel(num_chs=64, reduction=2, module="relu")]
             + [
                 FeatureLevel(num_chs=c, reduction=r, module=f"layer{i + 1}")
-                for i, (c, r) in enumerate(zip(self.widths, reductions))
+                for i, (c, r) in enumerate(zip(self.widths, reductions, strict=True))
             ]
         )
 

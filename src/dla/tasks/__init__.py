@@ -4,8 +4,6 @@ test-time inference, prediction output and pictures, and implementing the engine
 ``TASKS`` is the registry the engine and the config consult: adding a task is adding its module and one entry.
 """
 
-from typing import Dict
-
 from ..errors import DLAError
 from .base import Task
 from .boundaries import BoundaryTask, boundary_loss, draw_pr_curve, evaluate_boundaries, gradient_magnitude
@@ -14,7 +12,7 @@ from .curves import plot_curves
 from .segmentation import SegmentationTask, evaluate_segmentation, infer, predict, save_prediction, segmentation_loss
 from .visualize import colorize, draw_confusion_matrix, overlay
 
-TASKS: Dict[str, Task] = {task.name: task for task in (SegmentationTask(), ClassificationTask(), BoundaryTask())}
+TASKS: dict[str, Task] = {task.name: task for task in (SegmentationTask(), ClassificationTask(), BoundaryTask())}
 
 
 def get_task(name: str) -> Task:

@@ -7,8 +7,9 @@ a task is adding one module and one line to ``dla.tasks.TASKS`` (see CONTRIBUTIN
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, ClassVar
 
 import torch
 from PIL import Image
@@ -18,8 +19,8 @@ from ..config import Config
 from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 
-Scores = Dict[str, Any]
-Pictures = Sequence[Tuple[Path, Image.Image]]  # (the file it came from, the RGB image)
+Scores = dict[str, Any]
+Pictures = Sequence[tuple[Path, Image.Image]]  # (the file it came from, the RGB image)
 
 
 class Task(ABC):
@@ -38,9 +39,9 @@ class Task(ABC):
     name: ClassVar[str]
     score: ClassVar[str]
     defaults: ClassVar[Mapping[str, Any]] = {}
-    keys: ClassVar[Tuple[str, ...]] = ()
+    keys: ClassVar[tuple[str, ...]] = ()
 
-    def check(self, cfg: Config) -> List[str]:
+    def check(self, cfg: Config) -> list[str]:
         """Problems with this task's values in ``cfg`` (ranges, lengths), each a sentence naming the key."""
         return []
 
@@ -53,7 +54,7 @@ class Task(ABC):
         """The fixed preparation of evaluation samples."""
 
     @abstractmethod
-    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
         """The model of ``cfg.model`` for ``meta``'s classes, with ``weights`` (ImageNet weights for its backbone,
         or None), and the keyword arguments that rebuild it from a checkpoint (without ``weights``)."""
 
@@ -62,7 +63,7 @@ class Task(ABC):
         """The pretrained part, whose learning rate ``optim.backbone_lr_factor`` scales."""
 
     @abstractmethod
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
         """The training loss of one batch's logits."""
 
     @abstractmethod
@@ -70,8 +71,17 @@ class Task(ABC):
         """Scores of ``model`` on every sample of ``dataset`` with the ``cfg.eval`` settings."""
 
     @abstractmethod
-    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
-                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+    def predict(
+        self,
+        model: nn.Module,
+        pictures: Pictures,
+        cfg: Config,
+        meta: DatasetMeta,
+        device: torch.device,
+        out: Path,
+        probabilities: bool = False,
+        top_k: int = 5,
+    ) -> list[Path]:
         """Predict ``pictures`` with the ``cfg.eval`` settings and write the results into ``out``; the written paths.
 
         ``probabilities`` (dense tasks): also write the probabilities; ``top_k`` (classification): classes listed.
@@ -86,6 +96,5 @@ class Task(ABC):
         """The scores as a plain-text table."""
 
     @abstractmethod
-    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+    def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         """Pictures of the scores, by name (``{"confusion": image}``)."""
-

@@ -8,8 +8,9 @@ Evaluation thins each probability map along the edge normal (``thin_edges``) and
 every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 """
 
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +33,9 @@ from .segmentation import dense_backbone, dense_model, dense_train_transform, to
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the contours of Fig. 7
 
 
-def boundary_loss(logits: Tensor, target: Tensor, class_weights: Optional[Tensor] = None,
-                  ignore_index: int = IGNORE_INDEX) -> Tensor:
+def boundary_loss(
+    logits: Tensor, target: Tensor, class_weights: Tensor | None = None, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
     """Binary cross-entropy of ``N x 1 x H x W`` logits against ``N x H x W`` labels (1 boundary, 0 not,
     ``ignore_index`` left out), each pixel weighted by ``class_weights[label]`` (``(1, 10)``: boundaries
     count ten times), summed and divided by the number of pixels that are not ignored."""
@@ -41,8 +43,11 @@ def boundary_loss(logits: Tensor, target: Tensor, class_weights: Optional[Tensor
         raise DLAError(f"expected logits N x 1 x H x W and target N x H x W, got {tuple(logits.shape)} and {tuple(target.shape)}")
     valid = target != ignore_index
     positive = (target == 1) & valid
-    weights = torch.ones_like(logits[:, 0], dtype=torch.float32) if class_weights is None else \
-        torch.where(positive, class_weights[1], class_weights[0]).float()
+    weights = (
+        torch.ones_like(logits[:, 0], dtype=torch.float32)
+        if class_weights is None
+        else torch.where(positive, class_weights[1], class_weights[0]).float()
+    )
     losses = F.binary_cross_entropy_with_logits(logits[:, 0].float(), positive.float(), reduction="none")
     return (losses * weights * valid).sum() / valid.sum().clamp_min(1)
 
@@ -54,8 +59,9 @@ def boundary_probability(model: nn.Module, image: Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_boundaries(model: nn.Module, dataset: Any, thresholds: int = 99, tolerance: float = 0.0075,
-                        device: Optional[torch.device] = None) -> Dict[str, Any]:
+def evaluate_boundaries(
+    model: nn.Module, dataset: Any, thresholds: int = 99, tolerance: float = 0.0075, device: torch.device | None = None
+) -> dict[str, Any]:
     """Score ``model`` on every image of a boundary dataset (``dataset.read_annotated(i)``: the image and every
     annotator's map) with the BSDS protocol, one forward pass per whole image normalised with ``dataset.meta``.
 
@@ -66,14 +72,16 @@ def evaluate_boundaries(model: nn.Module, dataset: Any, thresholds: int = 99, to
     device = device if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    scores = benchmark_maps(dataset, lambda image: boundary_probability(model, to_input(image, dataset.meta, device)),
-                            thresholds, tolerance)
+    scores = benchmark_maps(
+        dataset, lambda image: boundary_probability(model, to_input(image, dataset.meta, device)), thresholds, tolerance
+    )
     model.train(was_training)
     return scores
 
 
-def benchmark_maps(dataset: Any, boundary_map: Callable[[Image.Image], np.ndarray], thresholds: int = 99,
-                   tolerance: float = 0.0075) -> Dict[str, Any]:
+def benchmark_maps(
+    dataset: Any, boundary_map: Callable[[Image.Image], np.ndarray], thresholds: int = 99, tolerance: float = 0.0075
+) -> dict[str, Any]:
     """The BSDS scores of ``boundary_map(image)`` (``H x W`` in [0, 1]) on every image of a boundary dataset,
     each map thinned by ``thin_edges`` and matched against every annotator."""
     benchmark = BoundaryBenchmark(thresholds, tolerance)
@@ -83,8 +91,9 @@ def benchmark_maps(dataset: Any, boundary_map: Callable[[Image.Image], np.ndarra
     return benchmark.compute()
 
 
-def predict_boundaries(model: nn.Module, image: Image.Image, meta: DatasetMeta,
-                       device: Union[str, torch.device] = "cpu") -> Tuple[np.ndarray, np.ndarray]:
+def predict_boundaries(
+    model: nn.Module, image: Image.Image, meta: DatasetMeta, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """The boundary probability of one RGB image and its thinned map (``thin_edges``), both ``H x W`` float32;
     the model must already be on ``device`` and in eval mode."""
     probability = boundary_probability(model, to_input(image, meta, device))
@@ -99,27 +108,31 @@ def gradient_magnitude(image: Image.Image, sigma: float = 1.0) -> np.ndarray:
     return magnitude / max(float(magnitude.max()), 1e-12)
 
 
-def evaluate_gradient_baseline(dataset: Any, thresholds: int = 99, tolerance: float = 0.0075,
-                               sigma: float = 1.0) -> Dict[str, Any]:
+def evaluate_gradient_baseline(
+    dataset: Any, thresholds: int = 99, tolerance: float = 0.0075, sigma: float = 1.0
+) -> dict[str, Any]:
     """The BSDS scores of ``gradient_magnitude`` on every image of ``dataset``, thinned like the models'."""
     return benchmark_maps(dataset, lambda image: gradient_magnitude(image, sigma), thresholds, tolerance)
 
 
-def format_boundary_scores(result: Dict[str, Any]) -> str:
+def format_boundary_scores(result: dict[str, Any]) -> str:
     """ODS (with its threshold), OIS and AP as a small table."""
-    rows = [("ODS", result["ods"], f"threshold {result['ods_threshold']:.2f}"), ("OIS", result["ois"], ""),
-            ("AP", result["ap"], "")]
+    rows = [
+        ("ODS", result["ods"], f"threshold {result['ods_threshold']:.2f}"),
+        ("OIS", result["ois"], ""),
+        ("AP", result["ap"], ""),
+    ]
     return "\n".join(f"{name:<4} {value:.4f}  {note}".rstrip() for name, value, note in rows)
 
 
-def draw_pr_curve(curves: Sequence[Tuple[str, Dict[str, Any]]], size: int = 480) -> Image.Image:
+def draw_pr_curve(curves: Sequence[tuple[str, dict[str, Any]]], size: int = 480) -> Image.Image:
     """Precision against recall in the style of the paper's Fig. 7: iso-F contours (grey), each curve with
     its ODS point marked, and a legend ``[F=.794] name``. ``curves``: ``(name, BoundaryBenchmark result)``."""
     margin, side = 48, size - 2 * 48
     canvas = Image.new("RGB", (size + 160, size), "white")
     draw = ImageDraw.Draw(canvas)
 
-    def to_pixel(recall: float, precision: float) -> Tuple[float, float]:
+    def to_pixel(recall: float, precision: float) -> tuple[float, float]:
         return margin + recall * side, margin + (1 - precision) * side
 
     for f in ISO_F:  # precision as a function of recall on the contour F = f
@@ -147,8 +160,9 @@ def draw_pr_curve(curves: Sequence[Tuple[str, Dict[str, Any]]], size: int = 480)
 _COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189))
 
 
-def write_boundaries(out: Path, stem: str, probability: np.ndarray, thinned: np.ndarray,
-                     probabilities: bool = False) -> List[Path]:
+def write_boundaries(
+    out: Path, stem: str, probability: np.ndarray, thinned: np.ndarray, probabilities: bool = False
+) -> list[Path]:
     """Write ``<stem>_boundaries.png`` (the probability, white on black), ``<stem>_thin.png`` (thinned) and, with
     ``probabilities``, the float16 probabilities (``<stem>_probs.npy``); the written paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -169,12 +183,18 @@ class BoundaryTask(Task):
     name, score = "boundaries", "ods"
     # Sec. 5.4 after HED: boundary pixels weigh 10 times the others; rotations up to 180 degrees for BSDS;
     # the BSDS benchmark's 99 thresholds and matching distance of 0.0075 of the image diagonal
-    defaults = {"model.name": "dla34edge", "data.crop_size": [320, 320], "data.scale": [0.5, 1.5],
-                "data.rotation": 180.0, "optim.class_weights": [1.0, 10.0], "eval.thresholds": 99,
-                "eval.tolerance": 0.0075}
+    defaults = {
+        "model.name": "dla34edge",
+        "data.crop_size": [320, 320],
+        "data.scale": [0.5, 1.5],
+        "data.rotation": 180.0,
+        "optim.class_weights": [1.0, 10.0],
+        "eval.thresholds": 99,
+        "eval.tolerance": 0.0075,
+    }
     keys = ("model.down_ratio", "data.rotation", "eval.thresholds", "eval.tolerance")
 
-    def check(self, cfg: Config) -> List[str]:
+    def check(self, cfg: Config) -> list[str]:
         thresholds, tolerance = required(cfg.eval.thresholds, "eval.thresholds"), required(cfg.eval.tolerance, "eval.tolerance")
         if thresholds < 1 or not 0 < tolerance < 1:
             return ["eval.thresholds must be at least 1 and eval.tolerance a fraction of the diagonal in (0, 1)"]
@@ -186,21 +206,35 @@ class BoundaryTask(Task):
     def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
         return eval_transforms(meta)
 
-    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
         return dense_model(cfg, 1, weights)  # one logit
 
     def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
         return dense_backbone(model)
 
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
         return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
 
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
-        return evaluate_boundaries(model, dataset, required(cfg.eval.thresholds, "eval.thresholds"),
-                                   required(cfg.eval.tolerance, "eval.tolerance"), device)
+        return evaluate_boundaries(
+            model,
+            dataset,
+            required(cfg.eval.thresholds, "eval.thresholds"),
+            required(cfg.eval.tolerance, "eval.tolerance"),
+            device,
+        )
 
-    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
-                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+    def predict(
+        self,
+        model: nn.Module,
+        pictures: Pictures,
+        cfg: Config,
+        meta: DatasetMeta,
+        device: torch.device,
+        out: Path,
+        probabilities: bool = False,
+        top_k: int = 5,
+    ) -> list[Path]:
         """Write each image's boundary map, its thinned map and, with ``probabilities``, the probabilities."""
         written = []
         for path, picture in pictures:
@@ -213,10 +247,20 @@ class BoundaryTask(Task):
     def table(self, result: Scores, classes: Sequence[str]) -> str:
         return format_boundary_scores(result)
 
-    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+    def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
 
+
 __all__ = [
-    "BoundaryTask", "benchmark_maps", "boundary_loss", "boundary_probability", "draw_pr_curve", "evaluate_boundaries",
-    "evaluate_gradient_baseline", "format_boundary_scores", "gradient_magnitude", "predict_boundaries", "write_boundaries",
+    "BoundaryTask",
+    "benchmark_maps",
+    "boundary_loss",
+    "boundary_probability",
+    "draw_pr_curve",
+    "evaluate_boundaries",
+    "evaluate_gradient_baseline",
+    "format_boundary_scores",
+    "gradient_magnitude",
+    "predict_boundaries",
+    "write_boundaries",
 ]

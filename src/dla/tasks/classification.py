@@ -8,8 +8,9 @@ probabilities are averaged. Scores are top-1 and top-5 accuracy over images, the
 """
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ from .base import Pictures, Scores, Task
 from .visualize import draw_confusion_matrix
 
 
-def classification_loss(logits: Tensor, target: Tensor, class_weights: Optional[Tensor] = None) -> Tensor:
+def classification_loss(logits: Tensor, target: Tensor, class_weights: Tensor | None = None) -> Tensor:
     """Cross-entropy of ``N x C`` logits against ``N`` class indices, optionally weighted per class."""
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise DLAError(f"expected logits N x C and target N, got {tuple(logits.shape)} and {tuple(target.shape)}")
@@ -45,7 +46,7 @@ def class_probabilities(model: nn.Module, images: Tensor) -> Tensor:
     return model(images.flatten(0, 1)).float().softmax(dim=1).view(n, k, -1).mean(dim=1)
 
 
-def topk_keys(num_classes: int) -> Tuple[int, ...]:
+def topk_keys(num_classes: int) -> tuple[int, ...]:
     """The k of the top-k accuracies reported: 1 and 5, or only 1 with fewer than 5 classes."""
     return (1, 5) if num_classes >= 5 else (1,)
 
@@ -54,10 +55,10 @@ def topk_keys(num_classes: int) -> Tuple[int, ...]:
 def evaluate_classification(
     model: nn.Module,
     dataset: TaskDataset,
-    device: Optional[torch.device] = None,
+    device: torch.device | None = None,
     batch_size: int = 32,
     workers: int = 0,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Score ``model`` on every sample of ``dataset`` (``(image tensor, class index)`` pairs).
 
     Images are ``3 x H x W`` (one crop) or ``K x 3 x H x W`` (several crops, probabilities averaged). The
@@ -71,8 +72,9 @@ def evaluate_classification(
     device = device if device is not None else next(model.parameters()).device
     topk, matrix = AccuracyMeter(topk_keys(num_classes)), ConfusionMatrix(num_classes, ignore_index=-1)
     # its own generator: loading must not draw from the global one, which training's resume relies on
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, generator=torch.Generator(),
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
+    )
     was_training = model.training
     model.eval()
     for images, targets in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
@@ -86,20 +88,22 @@ def evaluate_classification(
     return {**topk.compute(), **{key: scores[key] for key in ("accuracy", "mean_accuracy", "confusion")}}
 
 
-def top_classes(probabilities: Tensor, classes: Sequence[str], k: int = 5) -> List[Tuple[str, float]]:
+def top_classes(probabilities: Tensor, classes: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
     """The ``k`` most probable ``(class name, probability)`` of one image's ``C`` probabilities, best first."""
     values, indices = probabilities.topk(min(k, len(classes)))
     return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
 
 
-def format_scores(result: Dict[str, Any], classes: Sequence[str]) -> str:
+def format_scores(result: dict[str, Any], classes: Sequence[str]) -> str:
     """A plain-text table: each class's accuracy, then top-1 (top-5) and mean class accuracy, in percent."""
     width = max(len("mean class acc"), *(len(name) for name in classes))
     header = f"{'class':<{width}}  {'acc %':>7}"
     rows = [f"{name:<{width}}  {format_percent(acc):>7}" for name, acc in zip(classes, result["accuracy"], strict=True)]
-    totals = [f"{label:<{width}}  {format_percent(result[key]):>7}"
-              for label, key in (("top-1", "top1"), ("top-5", "top5"), ("mean class acc", "mean_accuracy"))
-              if key in result]
+    totals = [
+        f"{label:<{width}}  {format_percent(result[key]):>7}"
+        for label, key in (("top-1", "top1"), ("top-5", "top5"), ("mean class acc", "mean_accuracy"))
+        if key in result
+    ]
     rule = "-" * len(header)
     return "\n".join([header, rule, *rows, rule, *totals])
 
@@ -116,11 +120,16 @@ class ClassificationTask(Task):
 
     name, score = "classification", "top1"
     # Sec. 5.1: random-resized crops of 224 (area 8-100%, aspect 3/4-4/3); test on the centre 224 of 256
-    defaults = {"model.name": "dla34", "data.crop_size": [224, 224], "data.scale": [0.08, 1.0],
-                "data.ratio": [0.75, 4 / 3], "data.resize": [256]}
+    defaults = {
+        "model.name": "dla34",
+        "data.crop_size": [224, 224],
+        "data.scale": [0.08, 1.0],
+        "data.ratio": [0.75, 4 / 3],
+        "data.resize": [256],
+    }
     keys = ("data.ratio", "data.lighting", "data.resize", "eval.ten_crop")
 
-    def check(self, cfg: Config) -> List[str]:
+    def check(self, cfg: Config) -> list[str]:
         data, problems = cfg.data, []
         scale, ratio = required(data.scale, "data.scale"), required(data.ratio, "data.ratio")
         resize = required(data.resize, "data.resize")
@@ -141,8 +150,14 @@ class ClassificationTask(Task):
         data, resize = cfg.data, required(cfg.data.resize, "data.resize")
         squash = pair(resize, "data.resize") if len(resize) == 2 else None
         return classification_train_transforms(
-            meta, pair(data.crop_size, "data.crop_size"), pair(data.scale, "data.scale"), pair(data.ratio, "data.ratio"),
-            data.flip, data.color_jitter, data.lighting, resize=squash,
+            meta,
+            pair(data.crop_size, "data.crop_size"),
+            pair(data.scale, "data.scale"),
+            pair(data.ratio, "data.ratio"),
+            data.flip,
+            data.color_jitter,
+            data.lighting,
+            resize=squash,
         )
 
     def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
@@ -150,7 +165,7 @@ class ClassificationTask(Task):
         size = resize[0] if len(resize) == 1 else pair(resize, "data.resize")
         return classification_eval_transforms(meta, size, pair(cfg.data.crop_size, "data.crop_size"), cfg.eval.ten_crop)
 
-    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
         kwargs = {"num_classes": meta.num_classes, **cfg.model.kwargs}
         # weights of another class count (ImageNet's 1000) load all but the classifier, which starts afresh
         return create_model(required(cfg.model.name, "model.name"), pretrained=weights or False, **kwargs), kwargs
@@ -162,14 +177,23 @@ class ClassificationTask(Task):
         head = {id(p) for p in model.get_classifier().parameters()}
         return (p for p in model.parameters() if id(p) not in head)
 
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
         return classification_loss(outputs, targets, class_weights)
 
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         return evaluate_classification(model, dataset, device, cfg.data.batch_size, cfg.data.workers)
 
-    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
-                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+    def predict(
+        self,
+        model: nn.Module,
+        pictures: Pictures,
+        cfg: Config,
+        meta: DatasetMeta,
+        device: torch.device,
+        out: Path,
+        probabilities: bool = False,
+        top_k: int = 5,
+    ) -> list[Path]:
         """Write ``predictions.json``: each image's ``top_k`` classes and probabilities, through the run's eval transform."""
         transform = self.eval_transform(cfg, meta)
         ranked = {
@@ -186,5 +210,5 @@ class ClassificationTask(Task):
     def table(self, result: Scores, classes: Sequence[str]) -> str:
         return format_scores(result, classes)
 
-    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+    def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"confusion": draw_confusion_matrix(result["confusion"], classes)}

@@ -6,8 +6,8 @@ curve; other records and keys are ignored.
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
 
 from PIL import Image, ImageDraw
 
@@ -17,10 +17,10 @@ PANEL = (480, 320)  # width, height of one chart
 MARGIN = (60, 30, 20, 40)  # left, top, right, bottom space around the plotting area
 LINE_COLOUR = (31, 119, 180)
 SCORE_NAMES = {"miou": "mIoU", "top1": "top-1 accuracy", "ods": "ODS"}
-Points = List[Tuple[float, float]]
+Points = list[tuple[float, float]]
 
 
-def _read_series(path: Path, score: str) -> Tuple[Points, Points]:
+def _read_series(path: Path, score: str) -> tuple[Points, Points]:
     """``(iteration, loss)`` and ``(epoch, val_<score>)`` points of a JSONL log, in file order."""
     if not path.is_file():
         raise DLAError(f"metrics log {path} not found")
@@ -39,12 +39,12 @@ def _read_series(path: Path, score: str) -> Tuple[Points, Points]:
     return loss, scores
 
 
-def _span(values: Sequence[float]) -> Tuple[float, float]:
+def _span(values: Sequence[float]) -> tuple[float, float]:
     low, high = min(values), max(values)
     return (low - 0.5, high + 0.5) if low == high else (low, high)
 
 
-def _draw_chart(draw: ImageDraw.ImageDraw, origin: Tuple[int, int], points: Points, title: str, x_label: str) -> None:
+def _draw_chart(draw: ImageDraw.ImageDraw, origin: tuple[int, int], points: Points, title: str, x_label: str) -> None:
     """One line chart in the ``PANEL`` whose top-left corner is ``origin``: title, axes, 5 ticks per axis."""
     left, top = origin[0] + MARGIN[0], origin[1] + MARGIN[1]
     right, bottom = origin[0] + PANEL[0] - MARGIN[2], origin[1] + PANEL[1] - MARGIN[3]
@@ -55,7 +55,7 @@ def _draw_chart(draw: ImageDraw.ImageDraw, origin: Tuple[int, int], points: Poin
         return
     (x0, x1), (y0, y1) = _span([p[0] for p in points]), _span([p[1] for p in points])
 
-    def to_pixel(x: float, y: float) -> Tuple[float, float]:
+    def to_pixel(x: float, y: float) -> tuple[float, float]:
         return left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)
 
     for i in range(5):
@@ -72,7 +72,7 @@ def _draw_chart(draw: ImageDraw.ImageDraw, origin: Tuple[int, int], points: Poin
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=LINE_COLOUR)
 
 
-def plot_curves(metrics_jsonl_path: Union[str, Path], out_png: Union[str, Path], score: str = "miou") -> Path:
+def plot_curves(metrics_jsonl_path: str | Path, out_png: str | Path, score: str = "miou") -> Path:
     """Draw the training loss (left) and the validation ``score`` (right: ``miou``, ``top1``) of a JSONL log
     into ``out_png``; returns its path.
 

@@ -10,8 +10,9 @@ memory, or models trained on crops); see ``infer``.
 """
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -34,13 +35,23 @@ from .curves import plot_curves
 from .visualize import as_rgb_image, colorize, draw_confusion_matrix, overlay
 
 __all__ = [
-    "SegmentationTask", "colorize", "dense_model", "evaluate_segmentation", "evaluated_at", "infer", "overlay",
-    "plot_curves", "predict", "save_prediction", "segmentation_loss",
+    "SegmentationTask",
+    "colorize",
+    "dense_model",
+    "evaluate_segmentation",
+    "evaluated_at",
+    "infer",
+    "overlay",
+    "plot_curves",
+    "predict",
+    "save_prediction",
+    "segmentation_loss",
 ]
 
 
-def segmentation_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX,
-                      class_weights: Optional[Union[Tensor, Sequence[float]]] = None) -> Tensor:
+def segmentation_loss(
+    logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX, class_weights: Tensor | Sequence[float] | None = None
+) -> Tensor:
     """Per-pixel cross-entropy averaged over the pixels that are not ``ignore_index``.
 
     Args:
@@ -52,8 +63,7 @@ def segmentation_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE
         ``logits`` so that ``backward()`` works and gives zero gradients, instead of cross-entropy's NaN.
     """
     if logits.dim() != 4 or target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise DLAError(f"expected logits N x C x H x W and target N x H x W, "
-                       f"got {tuple(logits.shape)} and {tuple(target.shape)}")
+        raise DLAError(f"expected logits N x C x H x W and target N x H x W, got {tuple(logits.shape)} and {tuple(target.shape)}")
     weight = None
     if class_weights is not None:
         weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
@@ -70,12 +80,13 @@ def _logits(model: nn.Module, image: Tensor, num_classes: int) -> Tensor:
     expected = (image.shape[0], num_classes, *image.shape[2:])
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         found = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise DLAError(f"the model should return logits of shape {expected} (N x num_classes x H x W, the input's "
-                       f"resolution), got {found}")
+        raise DLAError(
+            f"the model should return logits of shape {expected} (N x num_classes x H x W, the input's resolution), got {found}"
+        )
     return out
 
 
-def _window_starts(size: int, window: int, stride: int) -> List[int]:
+def _window_starts(size: int, window: int, stride: int) -> list[int]:
     """Offsets of windows of ``window`` pixels every ``stride`` that cover ``0 .. size`` (``size >= window``);
     the last window is moved back to end exactly at ``size``."""
     starts = list(range(0, size - window + 1, stride))
@@ -84,8 +95,7 @@ def _window_starts(size: int, window: int, stride: int) -> List[int]:
     return starts
 
 
-def _sliding_window(model: nn.Module, image: Tensor, num_classes: int, window: Tuple[int, int],
-                    overlap: float) -> Tensor:
+def _sliding_window(model: nn.Module, image: Tensor, num_classes: int, window: tuple[int, int], overlap: float) -> Tensor:
     """Softmax probabilities of ``image`` (``N x 3 x H x W``) from overlapping ``window``-sized crops.
 
     The image is zero-padded at the bottom/right up to at least the window (zero is the mean colour of a
@@ -107,9 +117,11 @@ def _sliding_window(model: nn.Module, image: Tensor, num_classes: int, window: T
     return (probs / hits)[..., :height, :width]
 
 
-def _probabilities(model: nn.Module, image: Tensor, num_classes: int, flip: bool,
-                   window: Optional[Tuple[int, int]], overlap: float) -> Tensor:
+def _probabilities(
+    model: nn.Module, image: Tensor, num_classes: int, flip: bool, window: tuple[int, int] | None, overlap: float
+) -> Tensor:
     """Softmax probabilities of one scale (whole image or windows), plus those of the mirrored image with ``flip``."""
+
     def run(x: Tensor) -> Tensor:
         if window is None:
             return _logits(model, x, num_classes).softmax(dim=1)
@@ -121,8 +133,7 @@ def _probabilities(model: nn.Module, image: Tensor, num_classes: int, flip: bool
     return probs
 
 
-def _check_infer_options(image: Tensor, scales: Sequence[float], window: Optional[Tuple[int, int]],
-                         overlap: float) -> None:
+def _check_infer_options(image: Tensor, scales: Sequence[float], window: tuple[int, int] | None, overlap: float) -> None:
     if image.dim() != 4:
         raise DLAError(f"infer takes a batch N x 3 x H x W, got shape {tuple(image.shape)}")
     if not scales or min(scales) <= 0:
@@ -134,8 +145,15 @@ def _check_infer_options(image: Tensor, scales: Sequence[float], window: Optiona
 
 
 @torch.no_grad()
-def infer(model: nn.Module, image: Tensor, num_classes: int, scales: Sequence[float] = (1.0,), flip: bool = False,
-          window: Optional[Tuple[int, int]] = None, overlap: float = 1 / 3) -> Tensor:
+def infer(
+    model: nn.Module,
+    image: Tensor,
+    num_classes: int,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    window: tuple[int, int] | None = None,
+    overlap: float = 1 / 3,
+) -> Tensor:
     """The paper's test-time procedure: class probabilities summed over scales and (optionally) mirroring.
 
     Args:
@@ -155,8 +173,7 @@ def infer(model: nn.Module, image: Tensor, num_classes: int, scales: Sequence[fl
     total = image.new_zeros(image.shape[0], num_classes, *size)
     for scale in scales:
         scaled_size = tuple(max(1, round(scale * s)) for s in size)
-        scaled = image if scaled_size == size else F.interpolate(image, size=scaled_size, mode="bilinear",
-                                                                 align_corners=False)
+        scaled = image if scaled_size == size else F.interpolate(image, size=scaled_size, mode="bilinear", align_corners=False)
         probs = _probabilities(model, scaled, num_classes, flip, window, overlap)
         if scaled_size != size:
             probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
@@ -170,10 +187,10 @@ def evaluate_segmentation(
     dataset: TaskDataset,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    window: Optional[Sequence[int]] = None,
-    device: Optional[torch.device] = None,
+    window: Sequence[int] | None = None,
+    device: torch.device | None = None,
     workers: int = 0,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Score ``model`` on every image of ``dataset``, whole and one at a time, with the paper's test procedure.
 
     Each image's class probabilities are summed over ``scales`` (and mirroring with ``flip``) by ``infer``,
@@ -188,9 +205,7 @@ def evaluate_segmentation(
     device = device if device is not None else next(model.parameters()).device
     matrix = ConfusionMatrix(meta.num_classes, meta.ignore_index)
     # its own generator: loading must not draw from the global one, which training's resume relies on
-    loader = DataLoader(
-        dataset, batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
-    )
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
     for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
@@ -200,7 +215,7 @@ def evaluate_segmentation(
     return matrix.compute()
 
 
-def to_input(image: Union[Image.Image, np.ndarray], meta: DatasetMeta, device: Union[str, torch.device]) -> Tensor:
+def to_input(image: Image.Image | np.ndarray, meta: DatasetMeta, device: str | torch.device) -> Tensor:
     """An RGB image (PIL, or ``H x W x 3`` uint8) as a normalised ``1 x 3 x H x W`` float tensor on ``device``."""
     pixels = np.asarray(as_rgb_image(image), dtype=np.float32) / 255.0
     mean, std = (np.asarray(v, dtype=np.float32) for v in (meta.mean, meta.std))
@@ -208,8 +223,9 @@ def to_input(image: Union[Image.Image, np.ndarray], meta: DatasetMeta, device: U
     return tensor.contiguous().to(device)
 
 
-def predict(model: nn.Module, image: Union[Image.Image, np.ndarray], meta: DatasetMeta,
-            device: Union[str, torch.device] = "cpu", **infer_options) -> Tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module, image: Image.Image | np.ndarray, meta: DatasetMeta, device: str | torch.device = "cpu", **infer_options
+) -> tuple[np.ndarray, np.ndarray]:
     """Segment one RGB image (PIL, or ``H x W x 3`` uint8), normalised with ``meta.mean``/``meta.std``.
 
     ``infer_options`` (``scales``, ``flip``, ``window``, ``overlap``) go to ``infer``; the model must already be
@@ -224,8 +240,15 @@ def predict(model: nn.Module, image: Union[Image.Image, np.ndarray], meta: Datas
     return label.astype(np.uint8 if meta.num_classes <= 256 else np.int64), probabilities
 
 
-def save_prediction(out_dir: Union[str, Path], stem: str, image: Union[Image.Image, np.ndarray], label: np.ndarray,
-                    probabilities: Optional[Union[np.ndarray, Tensor]] = None, *, meta: DatasetMeta) -> List[Path]:
+def save_prediction(
+    out_dir: str | Path,
+    stem: str,
+    image: Image.Image | np.ndarray,
+    label: np.ndarray,
+    probabilities: np.ndarray | Tensor | None = None,
+    *,
+    meta: DatasetMeta,
+) -> list[Path]:
     """Write ``<stem>_mask.png`` (the label in ``meta``'s colours), ``<stem>_overlay.png`` (mask blended over the
     image) and, given ``probabilities`` (``C x H x W``), ``<stem>_probs.npy`` in float16 (half the disk, ample
     precision for probabilities). Creates ``out_dir``; returns the written paths in that order.
@@ -239,14 +262,15 @@ def save_prediction(out_dir: Union[str, Path], stem: str, image: Union[Image.Ima
         if isinstance(probabilities, Tensor):
             probabilities = probabilities.detach().cpu().numpy()
         if probabilities.ndim != 3 or probabilities.shape[1:] != np.asarray(label).shape:
-            raise DLAError(f"probabilities should be C x H x W for a {np.asarray(label).shape} label map, "
-                           f"got shape {probabilities.shape}")
+            raise DLAError(
+                f"probabilities should be C x H x W for a {np.asarray(label).shape} label map, got shape {probabilities.shape}"
+            )
         written.append(out / f"{stem}_probs.npy")
         np.save(written[2], probabilities.astype(np.float16))
     return written
 
 
-def dense_model(cfg: Config, num_classes: int, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+def dense_model(cfg: Config, num_classes: int, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
     """A dense-prediction model with ``num_classes`` outputs, ``model.down_ratio`` when set (DLA's), and the
     keyword arguments that rebuild it; a model that does not take them is named with what it refused."""
     model, name = cfg.model, required(cfg.model.name, "model.name")
@@ -268,8 +292,14 @@ def dense_backbone(model: nn.Module) -> Iterator[nn.Parameter]:
 def dense_train_transform(cfg: Config, meta: DatasetMeta) -> Callable:
     """The dense tasks' joint augmentation of ``cfg.data``: scale, rotate, crop, flip, colour jitter."""
     data = cfg.data
-    return train_transforms(meta, pair(data.crop_size, "data.crop_size"), pair(data.scale, "data.scale"),
-                            required(data.rotation, "data.rotation"), data.flip, data.color_jitter)
+    return train_transforms(
+        meta,
+        pair(data.crop_size, "data.crop_size"),
+        pair(data.scale, "data.scale"),
+        required(data.rotation, "data.rotation"),
+        data.flip,
+        data.color_jitter,
+    )
 
 
 @runtime_checkable
@@ -282,7 +312,7 @@ class StrideSwitchable(Protocol):
 
 
 @contextlib.contextmanager
-def evaluated_at(model: nn.Module, output_stride: Optional[int]) -> Iterator[None]:
+def evaluated_at(model: nn.Module, output_stride: int | None) -> Iterator[None]:
     """Run the block with the model at ``output_stride`` (DeepLabv3: trained at 16, evaluated at 8, Sec. 4.2),
     then restore its own; ``None`` leaves it as it is."""
     if output_stride is None:
@@ -305,7 +335,7 @@ class SegmentationTask(Task):
     defaults = {"model.name": "dla34up", "data.crop_size": [360, 480], "data.scale": [0.5, 2.0], "data.rotation": 10.0}
     keys = ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
 
-    def check(self, cfg: Config) -> List[str]:
+    def check(self, cfg: Config) -> list[str]:
         problems = []
         if not cfg.eval.scales or min(cfg.eval.scales) <= 0:
             problems.append(f"eval.scales must be a non-empty list of positive scales, got {cfg.eval.scales}")
@@ -320,30 +350,39 @@ class SegmentationTask(Task):
     def eval_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
         return eval_transforms(meta)  # whole images; scales, flips and windows are the evaluator's
 
-    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> Tuple[nn.Module, Dict[str, Any]]:
+    def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
         return dense_model(cfg, meta.num_classes, weights)
 
     def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
         return dense_backbone(model)
 
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Optional[Tensor]) -> Tensor:
+    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
         return segmentation_loss(outputs, targets, meta.ignore_index, class_weights)
 
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         settings = cfg.eval
         with evaluated_at(model, settings.output_stride):
-            return evaluate_segmentation(model, dataset, settings.scales, settings.flip, settings.window, device,
-                                         cfg.data.workers)
+            return evaluate_segmentation(
+                model, dataset, settings.scales, settings.flip, settings.window, device, cfg.data.workers
+            )
 
-    def predict(self, model: nn.Module, pictures: Pictures, cfg: Config, meta: DatasetMeta, device: torch.device,
-                out: Path, probabilities: bool = False, top_k: int = 5) -> List[Path]:
+    def predict(
+        self,
+        model: nn.Module,
+        pictures: Pictures,
+        cfg: Config,
+        meta: DatasetMeta,
+        device: torch.device,
+        out: Path,
+        probabilities: bool = False,
+        top_k: int = 5,
+    ) -> list[Path]:
         """Write each image's colour mask and overlay (and probabilities), with the run's test-time settings."""
         settings, written = cfg.eval, []
         window = pair(settings.window, "eval.window") if settings.window else None
         with evaluated_at(model, settings.output_stride):
             for path, picture in pictures:
-                label, probs = predict(model, picture, meta, device, scales=settings.scales, flip=settings.flip,
-                                       window=window)
+                label, probs = predict(model, picture, meta, device, scales=settings.scales, flip=settings.flip, window=window)
                 written += save_prediction(out, path.stem, picture, label, probs if probabilities else None, meta=meta)
         return written
 
@@ -353,5 +392,5 @@ class SegmentationTask(Task):
     def table(self, result: Scores, classes: Sequence[str]) -> str:
         return format_table(result, classes)
 
-    def draw(self, result: Scores, classes: Sequence[str]) -> Dict[str, Image.Image]:
+    def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"confusion": draw_confusion_matrix(result["confusion"], classes)}

@@ -4,7 +4,7 @@ Pixels without a colour (the ignore value, or a class beyond the palette) are dr
 left untouched in the overlay, so "no class" never looks like a class.
 """
 
-from typing import List, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -13,11 +13,11 @@ from PIL import Image, ImageDraw, ImageFont
 from ..constants import IGNORE_INDEX
 from ..errors import DLAError
 
-Palette = Sequence[Tuple[int, int, int]]
-Font = Union[ImageFont.FreeTypeFont, ImageFont.ImageFont]  # what ImageFont.load_default() returns
+Palette = Sequence[tuple[int, int, int]]
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # what ImageFont.load_default() returns
 
 
-def _palette_lookup(label: np.ndarray, palette: Palette, ignore_index: int) -> Tuple[np.ndarray, np.ndarray]:
+def _palette_lookup(label: np.ndarray, palette: Palette, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
     """``H x W x 3`` uint8 colours of ``label`` (``H x W``) and the ``H x W`` mask of pixels that have one."""
     label = np.asarray(label)
     colours = np.asarray(palette, dtype=np.uint8)
@@ -37,8 +37,9 @@ def colorize(label: np.ndarray, palette: Palette, ignore_index: int = IGNORE_IND
     return Image.fromarray(_palette_lookup(label, palette, ignore_index)[0])
 
 
-def overlay(image: Union[Image.Image, np.ndarray], label: np.ndarray, palette: Palette, alpha: float = 0.5,
-            ignore_index: int = IGNORE_INDEX) -> Image.Image:
+def overlay(
+    image: Image.Image | np.ndarray, label: np.ndarray, palette: Palette, alpha: float = 0.5, ignore_index: int = IGNORE_INDEX
+) -> Image.Image:
     """``image`` with the colour mask blended in: ``(1 - alpha) * image + alpha * colour`` where a pixel has a
     class colour, the image unchanged elsewhere. ``image``: PIL or ``H x W x 3`` uint8, same size as ``label``.
     """
@@ -52,7 +53,7 @@ def overlay(image: Union[Image.Image, np.ndarray], label: np.ndarray, palette: P
     return Image.fromarray(np.rint(blended).astype(np.uint8))
 
 
-def as_rgb_image(image: Union[Image.Image, np.ndarray]) -> Image.Image:
+def as_rgb_image(image: Image.Image | np.ndarray) -> Image.Image:
     """A PIL RGB image from a PIL image (any mode) or an ``H x W x 3`` uint8 array."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
@@ -69,7 +70,7 @@ VALUES_UP_TO = 20  # cells show their value for at most this many classes
 MAX_NAME = 24  # class names are cut to this many characters
 
 
-def _text_size(font: Font, text: str) -> Tuple[int, int]:
+def _text_size(font: Font, text: str) -> tuple[int, int]:
     left, top, right, bottom = font.getbbox(text)
     return int(right - left), int(bottom - top)
 
@@ -90,8 +91,9 @@ def _tick_step(cell: int) -> int:
     return step
 
 
-def draw_confusion_matrix(matrix: Union[np.ndarray, torch.Tensor], classes: Sequence[str], normalize: bool = True,
-                          max_classes_labelled: int = 40) -> Image.Image:
+def draw_confusion_matrix(
+    matrix: np.ndarray | torch.Tensor, classes: Sequence[str], normalize: bool = True, max_classes_labelled: int = 40
+) -> Image.Image:
     """A confusion matrix as an RGB image: rows are the true classes, columns the predicted ones.
 
     ``matrix``: ``(K, K)`` counts, ``matrix[t, p]`` samples of class ``t`` predicted ``p``. Each cell is shaded
@@ -120,7 +122,7 @@ def draw_confusion_matrix(matrix: Union[np.ndarray, torch.Tensor], classes: Sequ
         label_side = max(_text_size(font, name)[0] for name in names) + 6
     else:
         step = _tick_step(cell)
-        ticks: List[int] = list(range(0, num, step))
+        ticks: list[int] = list(range(0, num, step))
         label_side = _text_size(font, str(ticks[-1]))[0] + 10
     side = num * cell
     left = line + label_side  # "true" caption, then the row labels
@@ -144,8 +146,7 @@ def draw_confusion_matrix(matrix: Union[np.ndarray, torch.Tensor], classes: Sequ
         for i, name in enumerate(names):
             width, height = _text_size(font, name)
             centre = i * cell + cell // 2
-            draw.text((left - width - 4, top + centre - height // 2 - font.getbbox(name)[1]), name, fill="black",
-                      font=font)
+            draw.text((left - width - 4, top + centre - height // 2 - font.getbbox(name)[1]), name, fill="black", font=font)
             column = _vertical_text(name, font)
             canvas.paste(column, (left + centre - column.width // 2, top - column.height - 2))
     else:
