@@ -16,7 +16,8 @@ from dla.config import Config
 from dla.data.meta import DatasetMeta, default_palette
 from dla.engine.checkpoint import load_checkpoint
 from dla.engine.config import load_config
-from dla.engine.trainer import parameter_groups, train
+from dla.engine.optimizer import parameter_groups
+from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import create_model
 from dla.tasks import get_task

@@ -6,7 +6,8 @@ import torch
 
 from dla.engine.config import load_config
 from dla.engine.evaluate import evaluate_checkpoint
-from dla.engine.trainer import build_optimizer, parameter_groups, train, weighted_loss
+from dla.engine.optimizer import build_optimizer, parameter_groups
+from dla.engine.trainer import train, weighted_loss
 from dla.errors import DLAError
 from dla.models import AuxOutput, create_model
 from dla.tasks.segmentation import SegmentationTask, evaluated_at

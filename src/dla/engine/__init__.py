@@ -4,7 +4,8 @@
 - ``checkpoint``: ``save_checkpoint`` (atomic), ``load_checkpoint`` (``weights_only``), ``model_from_checkpoint``.
 - ``trainer``: ``train(cfg)`` and the step; ``evaluate``: ``evaluate_checkpoint``; ``predict``: ``predict_files``.
 - ``sampling``: the seeded order and augmentation of training samples; ``signals``: Ctrl-C between iterations.
-- ``datasets``: a run's splits with the task's transforms; ``runtime``: device, seeds, mixed precision.
+- ``datasets``: a run's splits with the task's transforms; ``optimizer``: SGD or Adam, the backbone's lr;
+  ``runtime``: device, seeds, mixed precision.
 - ``schedules``: per-iteration ``poly`` and ``step`` learning-rate schedules.
 - ``rundir``: the run directory layout and ``MetricsLogger`` (JSONL, CSV, TensorBoard); ``results``: score files.
 

@@ -32,6 +32,20 @@ from ..config import Config, required
 from ..errors import DLAError
 from ..tasks import TASKS, Task
 
+# Config keys a resumed run may change (prefixes): how long it trains, how often it evaluates and logs,
+# where its data and folder are, how many loader processes and which device it uses.
+RESUMABLE_CHANGES = (
+    "optim.epochs",
+    "optim.max_iterations",
+    "eval.",
+    "log.",
+    "data.root",
+    "data.workers",
+    "device",
+    "deterministic",
+    "out_dir",
+)
+
 DATA_ROOT_VARIABLE = "DLA_DATA_ROOT"
 ROOTLESS_DATASETS = ("synthetic",)  # datasets generated in memory, which take no root folder
 
@@ -113,6 +127,17 @@ def config_keys(schema: Any = Config, prefix: str = "") -> list[str]:
         hint = get_type_hints(schema)[f.name]
         keys += config_keys(hint, f"{prefix}{f.name}.") if is_dataclass(hint) else [prefix + f.name]
     return keys
+
+
+def check_resumable(saved: Config, cfg: Config, path: Path) -> None:
+    """Refuse to resume with settings that would make a different run than the one saved at ``path``."""
+    changed = [key for key in config_differences(saved, cfg) if not key.startswith(RESUMABLE_CHANGES)]
+    if changed:
+        details = "; ".join(f"{key}: {lookup(saved, key)!r} in the run, {lookup(cfg, key)!r} now" for key in changed)
+        raise DLAError(
+            f"cannot resume {path} with a different config ({details}). Resume with the run's own "
+            f"config ({path.parent.parent / 'config.yaml'}) or train into a new out_dir."
+        )
 
 
 def config_differences(a: Config, b: Config) -> list[str]:

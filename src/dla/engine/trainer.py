@@ -10,7 +10,7 @@ Design choices (the "why" a reader may ask about):
 - **Exact resume.** A checkpoint holds the model, optimizer, scheduler, scaler, generator states and the
   iteration count. ``last.pt`` is written after every epoch; resuming from it continues the very same loss
   curve (bit for bit on the CPU; on CUDA up to its kernels' non-determinism, see ``deterministic``). Only the
-  settings in ``RESUMABLE_CHANGES`` may differ on resume; anything else is refused.
+  settings in ``config.RESUMABLE_CHANGES`` may differ on resume; anything else is refused.
 - **Ctrl-C** saves ``last.pt`` at the current iteration and re-raises ``KeyboardInterrupt``. An iteration is
   never cut in half (``signals.interrupts_deferred``), so that checkpoint is consistent; resuming finishes the
   interrupted epoch with exactly the batches of its order that were left.
@@ -30,35 +30,22 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..config import Config, OptimConfig, required
+from ..config import Config, required
 from ..data import TaskDataset
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..models import AuxOutput
 from ..tasks import Task, plot_curves
 from .checkpoint import load_checkpoint, rng_state, run_config, save_checkpoint, set_rng_state
-from .config import config_differences, lookup, task_of
+from .config import check_resumable, task_of
 from .datasets import build_datasets
+from .optimizer import build_optimizer, parameter_groups
 from .results import write_json
 from .rundir import MetricsLogger, RunDir, code_version
 from .runtime import autocast_dtype, seed_everything, select_device
 from .sampling import make_train_loader
 from .schedules import build_scheduler, total_iterations
 from .signals import interrupts_deferred
-
-# Config keys a resumed run may change (prefixes): how long it trains, how often it evaluates and logs,
-# where its data and folder are, how many loader processes and which device it uses.
-RESUMABLE_CHANGES = (
-    "optim.epochs",
-    "optim.max_iterations",
-    "eval.",
-    "log.",
-    "data.root",
-    "data.workers",
-    "device",
-    "deterministic",
-    "out_dir",
-)
 
 
 def train(cfg: Config, resume: bool = False, datasets: tuple[TaskDataset, TaskDataset] | None = None) -> dict[str, Any]:
@@ -239,35 +226,6 @@ def weighted_loss(
 
 
 # --- the set-up of `train`, in the order it takes it --------------------------------------------------------
-
-
-def check_resumable(saved: Config, cfg: Config, path: Path) -> None:
-    """Refuse to resume with settings that would make a different run than the one saved at ``path``."""
-    changed = [key for key in config_differences(saved, cfg) if not key.startswith(RESUMABLE_CHANGES)]
-    if changed:
-        details = "; ".join(f"{key}: {lookup(saved, key)!r} in the run, {lookup(cfg, key)!r} now" for key in changed)
-        raise DLAError(
-            f"cannot resume {path} with a different config ({details}). Resume with the run's own "
-            f"config ({path.parent.parent / 'config.yaml'}) or train into a new out_dir."
-        )
-
-
-def parameter_groups(model: nn.Module, task: Task, lr: float, backbone_lr_factor: float) -> list[dict[str, Any]]:
-    """The model's parameters for the optimizer: one group, or, when ``backbone_lr_factor`` is not 1, the new
-    layers at ``lr`` (first, so that the logged lr is theirs) and the task's backbone at ``lr * backbone_lr_factor``.
-    """
-    if backbone_lr_factor == 1.0:
-        return [{"params": list(model.parameters()), "lr": lr}]
-    backbone = {id(p): p for p in task.backbone_parameters(model)}
-    rest = [p for p in model.parameters() if id(p) not in backbone]
-    return [{"params": rest, "lr": lr}, {"params": list(backbone.values()), "lr": lr * backbone_lr_factor}]
-
-
-def build_optimizer(groups: list[dict[str, Any]], optim: OptimConfig) -> torch.optim.Optimizer:
-    """SGD with momentum, or Adam (the Ladder DenseNet recipe), with ``optim.weight_decay``."""
-    if optim.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
-    return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
 
 
 def loss_weights(weights: Sequence[float] | None, meta: DatasetMeta, device: torch.device) -> Tensor | None:
