@@ -61,25 +61,8 @@ CITYSCAPES_PALETTE = (
 )
 # label id -> train id for the 19 evaluated classes (cityscapesScripts' labels.py); all other ids -> 255.
 LABEL_TO_TRAIN_ID = {
-    7: 0,
-    8: 1,
-    11: 2,
-    12: 3,
-    13: 4,
-    17: 5,
-    19: 6,
-    20: 7,
-    21: 8,
-    22: 9,
-    23: 10,
-    24: 11,
-    25: 12,
-    26: 13,
-    27: 14,
-    28: 15,
-    31: 16,
-    32: 17,
-    33: 18,
+    label_id: train_id
+    for train_id, label_id in enumerate((7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33))
 }
 NUM_LABEL_IDS = 34
 _TRAIN_ID_TABLE = lookup_table(LABEL_TO_TRAIN_ID, 256, IGNORE_INDEX)
