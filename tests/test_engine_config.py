@@ -162,3 +162,13 @@ def test_every_key_is_documented():
     readme = (ROOT / "configs" / "README.md").read_text()
     undocumented = [key for key in config_keys() if f"`{key}`" not in readme]
     assert not undocumented
+
+
+def test_task_default_keys_read_from_a_hand_built_config_are_named():
+    from dla.config import Config, pair, required
+
+    with pytest.raises(DLAError, match="data.crop_size is null: build the config with dla.engine.load_config"):
+        pair(Config().data.crop_size, "data.crop_size")
+    with pytest.raises(DLAError, match=r"eval.window must be two values .*got \[64\]"):
+        pair([64], "eval.window")
+    assert pair([360, 480], "data.crop_size") == (360, 480) and required(0.0, "x") == 0.0

@@ -110,9 +110,11 @@ def required(value: T | None, key: str) -> T:
 
 
 def pair(values: Sequence[T] | None, key: str) -> tuple[T, T]:
-    """A two-value key (``data.crop_size``: ``[height, width]``) as a tuple."""
-    first, second = required(values, key)
-    return first, second
+    """A two-value key (``data.crop_size``: ``[height, width]``) as a tuple; a DLAError naming the key otherwise."""
+    given = required(values, key)
+    if len(given) != 2:
+        raise DLAError(f"{key} must be two values ([height, width] or [low, high]), got {list(given)}")
+    return given[0], given[1]
 
 
 __all__ = ["Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "OptimConfig", "pair", "required"]

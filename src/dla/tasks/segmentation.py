@@ -206,10 +206,11 @@ def evaluate_segmentation(
     matrix = ConfusionMatrix(meta.num_classes, meta.ignore_index)
     # its own generator: loading must not draw from the global one, which training's resume relies on
     loader = DataLoader(dataset, batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda")
+    tiles = pair(window, "window") if window else None
     was_training = model.training
     model.eval()
     for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
-        probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, pair(window, "window") if window else None)
+        probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, tiles)
         matrix.update(probabilities.argmax(1), label.to(device))
     model.train(was_training)
     return matrix.compute()
