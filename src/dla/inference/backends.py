@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..errors import DLAError
 from .fast import optimize
+from .onnx import onnxruntime_backend, openvino_backend
 
 Backend = Callable[[nn.Module, Tensor], nn.Module]
 
@@ -30,7 +31,13 @@ def compiled(model: nn.Module, example: Tensor) -> nn.Module:
     return optimize(model, example=example, compile=True)
 
 
-BACKENDS: dict[str, Backend] = {"eager": eager, "fast": fast, "compile": compiled}
+BACKENDS: dict[str, Backend] = {
+    "eager": eager,
+    "fast": fast,
+    "compile": compiled,
+    "onnxruntime": onnxruntime_backend,  # the model exported to ONNX, run by onnxruntime (pip install 'dla[export]')
+    "openvino": openvino_backend,  # the same ONNX graph, compiled by OpenVINO (pip install openvino)
+}
 
 
 def get_backend(name: str) -> Backend:
