@@ -12,9 +12,12 @@ from .engine.baselines import draw_pr_curves, evaluate_baseline
 from .engine.config import load_config
 from .engine.demo import run_demo
 from .engine.evaluate import evaluate_checkpoint
+from .engine.export import DEFAULT_SIZE, FORMATS, export_model
 from .engine.predict import predict_files
 from .engine.trainer import train
 from .errors import DLAError
+from .inference import BACKENDS
+from .inference.onnx import DEFAULT_OPSET
 from .models import create_model, list_models
 from .tasks import get_task
 from .tasks.boundaries import format_boundary_scores
@@ -75,6 +78,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         root=args.root,
         device=args.device,
         output=args.output,
+        backend=args.backend,
         **_inference_settings(args),
     )
     print(get_task(result["task"]).table(result, result["classes"]))
@@ -83,9 +87,25 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     """Write colour masks and overlays (and probabilities), boundary maps, or the most probable classes of images."""
     written = predict_files(
-        args.checkpoint, args.images, args.out, args.probs, args.device, args.top_k, **_inference_settings(args)
+        args.checkpoint,
+        args.images,
+        args.out,
+        args.probs,
+        args.device,
+        args.top_k,
+        backend=args.backend,
+        **_inference_settings(args),
     )
     print(f"wrote {len(written)} files to {args.out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a checkpoint or a registered model to ONNX (dynamic batch, height and width; BatchNorm folded)."""
+    height, width = args.size
+    written = export_model(
+        args.source, args.out, fmt=args.format, input_size=(height, width), opset=args.opset, num_classes=args.num_classes
+    )
+    print(f"wrote {written}")
 
 
 def cmd_baseline(args: argparse.Namespace) -> None:
@@ -136,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU, top-1/top-5 accuracy, or ODS/OIS/AP")
-    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("checkpoint", help="a dla checkpoint, or an .onnx file dla export wrote from one")
     evaluate.add_argument("--dataset", help="dataset name (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
     evaluate.add_argument("--split", default="val")
@@ -146,12 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="colour masks and overlays, boundary maps, or classes of images")
     predict.add_argument("images", nargs="+", help="image files")
-    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("--checkpoint", required=True, help="a dla checkpoint, or an .onnx file dla export wrote from one")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--probs", action="store_true", help="segmentation, boundaries: also write probabilities (.npy)")
     predict.add_argument("--top-k", type=int, default=5, help="classification: how many classes to list per image")
     _add_inference_options(predict)
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="export a checkpoint or a model to ONNX, checked by dla eval model.onnx")
+    export.add_argument("source", metavar="CHECKPOINT_OR_MODEL", help="a dla checkpoint file, or a model name (dla models)")
+    export.add_argument("--format", choices=FORMATS, default="onnx")
+    export.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
+    export.add_argument("--size", type=int, nargs=2, default=DEFAULT_SIZE, metavar=("H", "W"), help="example size traced")
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
+    export.add_argument("--num-classes", type=int, help="model name only: its number of classes")
+    export.set_defaults(func=cmd_export)
 
     baseline = commands.add_parser("baseline", help="score the gradient-magnitude boundary baseline (ODS/OIS/AP)")
     baseline.add_argument("--dataset", default="bsds500", help="a boundary dataset (bsds500, boundary_folder)")
@@ -198,6 +227,9 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ten-crop", action="store_true", default=None, help="classification: average 10 crops")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--backend", choices=tuple(BACKENDS), help="what runs the model (default: eager; onnxruntime for an .onnx file)"
+    )
 
 
 def _inference_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from ..data import build_dataset
 from ..errors import DLAError
-from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
-from .config import resolve_data_root, task_of, with_eval_settings
+from .config import resolve_data_root, task_of
 from .datasets import check_dataset_task
+from .inference import load_for_inference
 from .results import write_result
 from .runtime import select_device
 
@@ -23,11 +23,13 @@ def evaluate_checkpoint(
     device: str = "auto",
     workers: int = 2,
     output: str | None = None,
+    backend: str | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset split (the ``dla eval`` command); return and optionally save the scores.
 
-    The model, its normalisation and its evaluation transform come from the checkpoint alone. ``dataset``
+    The model, its normalisation and its evaluation transform come from the checkpoint alone, or from its ONNX
+    export; ``backend`` runs it (``load_for_inference``). ``dataset``
     defaults to the one the checkpoint was trained on, with that run's ``data.root`` and ``data.options``
     unless ``root`` / ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
     ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window``, ``output_stride`` (segmentation) or
@@ -38,9 +40,8 @@ def evaluate_checkpoint(
         used; written as JSON to ``output`` when given, with the task's pictures next to it
         (``<output stem>_confusion.png``, or ``_pr_curve.png`` for boundaries).
     """
-    state = load_checkpoint(checkpoint)
-    model, meta = model_from_checkpoint(state)
-    cfg = with_eval_settings(run_config(state, checkpoint), settings)
+    target = select_device(device)
+    model, meta, cfg = load_for_inference(checkpoint, backend, settings, target)
     task = task_of(cfg)
     trained_on = cfg.data
     dataset = dataset or trained_on.dataset
@@ -56,13 +57,12 @@ def evaluate_checkpoint(
             f"{checkpoint} predicts {meta.num_classes} classes ({meta.name}) but {dataset} has {data.meta.num_classes}; "
             "evaluate it on a dataset with the same classes"
         )
-    target = select_device(device)
     cfg.data.workers = workers  # cfg is with_eval_settings' own copy
-    scores = task.evaluate(model.to(target), data, cfg, target)
+    scores = task.evaluate(model, data, cfg, target)
     evaluated = {key: value for key, value in asdict(cfg.eval).items() if key != "every_epochs"}
     result = {
         "checkpoint": str(checkpoint),
-        "model": state["model_name"],
+        "model": cfg.model.name,
         "task": task.name,
         "dataset": dataset,
         "split": split,

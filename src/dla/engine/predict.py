@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from ..data.base import load_image
-from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
-from .config import task_of, with_eval_settings
+from .config import task_of
+from .inference import load_for_inference
 from .runtime import select_device
 
 
@@ -19,9 +19,11 @@ def predict_files(
     probabilities: bool = False,
     device: str = "auto",
     top_k: int = 5,
+    backend: str | None = None,
     **settings: Any,
 ) -> list[Path]:
-    """Predict image files with a trained checkpoint; write what its task predicts into ``out_dir``.
+    """Predict image files with a trained checkpoint (or its ONNX export, ``load_for_inference``) run by ``backend``;
+    write what its task predicts into ``out_dir``.
 
     Segmentation writes ``<stem>_mask.png`` in the dataset's palette, ``<stem>_overlay.png`` and, with
     ``probabilities``, ``<stem>_probs.npy`` (float16, ``C x H x W``) for each image. Boundaries write
@@ -33,9 +35,7 @@ def predict_files(
     Returns the written paths.
     """
     pictures = [(Path(path), load_image(Path(path))) for path in images]
-    state = load_checkpoint(checkpoint)
-    model, meta = model_from_checkpoint(state)
-    cfg = with_eval_settings(run_config(state, checkpoint), settings)
     target = select_device(device)
+    model, meta, cfg = load_for_inference(checkpoint, backend, settings, target)
     with torch.no_grad():
-        return task_of(cfg).predict(model.to(target), pictures, cfg, meta, target, Path(out_dir), probabilities, top_k)
+        return task_of(cfg).predict(model, pictures, cfg, meta, target, Path(out_dir), probabilities, top_k)
