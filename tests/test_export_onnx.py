@@ -36,7 +36,7 @@ FAMILIES = {  # name -> num_classes (None: the model's own)
     "ladder_densenet121": 5,
     "dfanet_a": 5,
 }
-EXPORT_SIZE = (64, 96)
+EXPORT_SIZE = (128, 160)  # at 64 x 96 the Ladder DenseNet's coarsest maps reach size 1, which torch.export specialises
 CHECK_SIZES = [(97, 131), (150, 222)]  # not multiples of 32
 
 
@@ -51,7 +51,12 @@ def randomise_batchnorm(model: torch.nn.Module, generator: torch.Generator) -> N
                 bn.bias.uniform_(-0.5, 0.5, generator=generator)
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
+SLOW = {"ladder_densenet121"}  # ~35 s of symbolic shape reasoning in torch.export on one core
+
+
+@pytest.fixture(
+    scope="module", params=[pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else []) for name in FAMILIES]
+)
 def exported(request, tmp_path_factory):
     """``(model, graph)``: a model in eval mode with random BatchNorm statistics, and its export run by onnxruntime."""
     name, num_classes = request.param, FAMILIES[request.param]

@@ -6,10 +6,12 @@ std`` with the dataset's mean and std); output ``logits``: what the PyTorch mode
 classification: ``N x C``). Normalisation stays outside the graph, as it is outside the PyTorch model, so the
 one pre-processing code of each task (``to_input``, the eval transforms) serves both, and an exported graph
 and its checkpoint are checked against each other on identical inputs. BatchNorm is folded into the
-convolutions before export (``fold_batchnorm``), as the fast path does. Softmax and argmax stay outside too:
-the tasks' test-time procedure (scales, flips, windows) sums probabilities of several runs.
+convolutions before export (``fold_batchnorm``), as the fast path does; a BatchNorm that does not follow a
+convolution (DenseNet's pre-activation BN-ReLU-conv, after a concatenation) stays a ``BatchNormalization``.
+Softmax and argmax stay outside too: the tasks' test-time procedure (scales, flips, windows) sums
+probabilities of several runs.
 
-Batch, height and width are dynamic: one file serves any image size the model accepts.
+Batch, height and width are dynamic: one file serves any image size the model accepts (from 32 x 32).
 
 onnx, onnxruntime and onnxscript are the optional extra ``dla[export]``; they are imported when used.
 """
@@ -30,6 +32,7 @@ from ..errors import DLAError
 from .fold import fold_batchnorm
 
 DEFAULT_OPSET = 18
+MIN_SIZE = 32  # the least height and width the graph takes (see export_onnx)
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 _EXPORT_EXTRA = "pip install 'dla[export]'"
 
@@ -53,17 +56,21 @@ def export_onnx(
     """Write ``model`` (eval mode, BatchNorm folded) to ``path`` as ONNX with dynamic batch, height and width.
 
     ``model`` is untouched: a folded copy is exported. The graph is traced on a ``2 x 3 x H x W`` example of
-    ``input_size`` (batch 2, since ``torch.export`` specialises sizes 0 and 1); any size the model accepts
-    works afterwards. What the graph's input and output are is in the module docstring.
+    ``input_size`` (batch 2, since ``torch.export`` specialises sizes 0 and 1; for the same reason a size whose
+    coarsest feature maps shrink to 1 fails, e.g. 64 x 96 for the Ladder DenseNet: trace at 128 or more); any
+    size the model accepts works afterwards. What the graph's input and output are is in the module docstring.
 
     Exporter: ``torch.onnx.export(dynamo=True)`` (``torch.export``, then onnxscript), the exporter PyTorch
     maintains; the TorchScript one is deprecated since torch 2.9. It makes batch, height and width symbolic
     for all six families (DLA classification, DLA-up segmentation and boundaries, DeepLabv3, Ladder DenseNet,
     DFANet); the named dimensions (``batch``, ``height``, ``width``, which the file's input and output shapes
-    show) make it fail rather than silently fix a size. Its cost is export time (symbolic
-    shape reasoning: seconds for DLA, ~30 s for DenseNet-121 on one core). Opset 18 by default: ONNX Runtime
-    supports it fully, and it is the lowest opset at which the exporter's library is written, so no
-    conversion pass runs.
+    show) make it fail rather than silently fix a size. Height and width are declared at least ``MIN_SIZE``
+    (32): with an unbounded range the size expressions of the Ladder DenseNet's ceil-mode poolings keep
+    ``Min`` terms, and the graph computed a wrong up-sampling size at 97 x 131 (a Concat of 25 and 32 rows);
+    from 32 on they simplify away and every family matches PyTorch (``tests/test_export_onnx.py``). Its cost
+    is export time (symbolic shape reasoning: seconds for DLA, ~30 s for DenseNet-121 on one core). Opset 18
+    by default: ONNX Runtime supports it fully, and it is the lowest opset at which the exporter's library
+    is written, so no conversion pass runs.
 
     ``metadata`` goes into the file's ``metadata_props`` (``dla.model_name``, ``dla.config``, ...; see
     ``dla.engine.export``); ``dla.input`` and, for a model with one, ``dla.output_stride`` are added. The file
@@ -75,7 +82,7 @@ def export_onnx(
     path = Path(path)
     example = torch.zeros(2, 3, *input_size)
     folded = fold_batchnorm(model, example.to(next(model.parameters()).device)).cpu()
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=MIN_SIZE), 3: torch.export.Dim("width", min=MIN_SIZE)}
     try:
         program = torch.onnx.export(
             folded,
