@@ -6,6 +6,8 @@ What it does, each step a measured gain on CPUs (``docs/benchmarks.md``), none c
 - channels_last (NHWC) weights and inputs, the layout oneDNN's convolutions run fastest in.
 - bfloat16 weights and activations where the CPU computes bf16 natively (AVX-512 BF16 or AMX: ``native_bf16``);
   fp32 elsewhere, where emulated bf16 would be slower than fp32. The output is returned as fp32.
+  Depthwise transposed convolutions (DLA's bilinear up-sampling, ``BilinearUpsample``) stay in fp32: oneDNN
+  has no fast bf16 kernel for them (2-6x slower than fp32 on a Sapphire Rapids core), and the cast is cheap.
 - ``torch.inference_mode`` around the call: no autograd bookkeeping.
 - optionally ``torch.compile`` (inductor), which fuses the remaining element-wise work; it compiles once
   per input shape, so it pays for a server, not for a single image.
@@ -64,6 +66,27 @@ class FastModel(nn.Module):
             return _to_fp32(out)
 
 
+class Float32(nn.Module):
+    """Runs ``module`` in fp32 inside a lower-precision model: ``x`` is cast up, the result back to ``x``'s dtype."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module.float()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x.float()).to(x.dtype)
+
+
+def _keep_depthwise_transposed_in_fp32(model: nn.Module) -> None:
+    depthwise = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ConvTranspose2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+    ]
+    for name in depthwise:
+        model.set_submodule(name, Float32(model.get_submodule(name)))
+
+
 def _to_fp32(out: Tensor | tuple) -> Tensor | tuple:
     if isinstance(out, Tensor):
         return out.float().contiguous()
@@ -93,6 +116,8 @@ def optimize(
     dtype = resolve_precision(precision, device)
     fast = fold_batchnorm(model, example) if fold_bn else copy.deepcopy(model).eval()
     fast = fast.to(dtype=dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if dtype != torch.float32:
+        _keep_depthwise_transposed_in_fp32(fast)
     if compile:
         fast = torch.compile(fast)
     return FastModel(fast, dtype, channels_last)
