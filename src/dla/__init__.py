@@ -2,6 +2,7 @@
 
 from .aggregation import HDA, IDA, AggregationNode, IDAUp
 from .errors import DLAError
+from .inference import optimize
 from .models import (
     DLA,
     AuxOutput,
@@ -30,5 +31,6 @@ __all__ = [
     "create_model",
     "list_models",
     "load_pretrained",
+    "optimize",
     "register_model",
 ]
