@@ -1,5 +1,4 @@
-"""The machine a benchmark runs on: its description (stored with the results, so they can be reproduced and
-compared) and what it computes natively (bf16)."""
+"""The machine a benchmark runs on, described with its results so that they can be reproduced and compared."""
 
 import os
 import platform
@@ -8,21 +7,12 @@ from typing import Any
 
 import torch
 
+from ..inference import native_bf16
+
 
 def available_cores() -> int:
     """The CPU cores this process may run on (its affinity mask, not the machine's total)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 matrix products run in hardware: CPUs with AVX-512 BF16 or AMX, CUDA devices with bf16.
-
-    Elsewhere bf16 is emulated and slower than fp32, so the fast training settings stay in fp32 there and no
-    bf16 peak is measured.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def cpu_name() -> str:

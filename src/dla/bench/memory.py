@@ -1,16 +1,17 @@
 """Peak memory of one configuration (model, backend or training setting, input size, batch).
 
 CPU: the peak resident set size (``ru_maxrss``) of a fresh child process (``python -m dla.bench.memory
-CONFIG_JSON``) that builds the model, prepares the backend, makes the input, then runs the step twice (the first run of some backends allocates differently from the next). A fresh
-process per configuration means that memory one configuration allocated (and the allocator kept) cannot hide
-another's peak. The peak includes the Python interpreter and the torch libraries, the weights (and what the
-backend made of them), the input and the step's own activations and workspace; ``baseline_mib`` is the same
-process's peak just before the first step (libraries, weights, input), so ``peak - baseline`` is what running
-the step costs. The child uses the parent's thread count.
+CONFIG_JSON``) that builds the model, prepares the backend, makes the input, then runs the step twice (the
+first run of some backends allocates differently from the next). A fresh process per configuration means that
+memory one configuration allocated (and the allocator kept) cannot hide another's peak. The peak includes the
+Python interpreter and the torch libraries, the weights (and what the backend made of them), the input and the
+step's own activations and workspace; ``baseline_mib`` is the same process's peak before the first step
+(libraries, model, backend preparation, input), so ``peak - baseline`` is about what running the step costs.
+The child uses the parent's thread count.
 
-CUDA: ``torch.cuda.max_memory_allocated`` over the step, after ``reset_peak_memory_stats``, in the benchmark's own
-process; ``baseline_mib`` is what was allocated before it. Allocator caching and the CUDA context are not counted.
-"""
+CUDA: ``torch.cuda.max_memory_allocated`` over two runs of the step, after ``reset_peak_memory_stats``, in the
+benchmark's own process; ``baseline_mib`` is what was allocated before them. Allocator caching and the CUDA
+context are not counted."""
 
 import json
 import os
@@ -25,7 +26,7 @@ import torch
 
 from ..errors import DLAError
 from .timing import Step
-from .train import train_output, train_step, random_targets
+from .train import random_targets, train_output, train_step
 from .workload import build_model, inference_step, input_shape, meta_model, output_kind, prepare_backend
 
 
@@ -61,9 +62,10 @@ def configured_step(config: MemoryConfig, device: torch.device) -> Step:
     if config.train is None:
         return inference_step(prepare_backend(config.backend, model, x[:1]), x, output_kind(meta, shape))
     if config.checkpointing:
-        if not hasattr(model, "set_grad_checkpointing"):
+        set_grad_checkpointing = getattr(model, "set_grad_checkpointing", None)
+        if set_grad_checkpointing is None:
             raise DLAError(f"{config.model} has no set_grad_checkpointing(); DLA and DLA segmentation models have it")
-        model.set_grad_checkpointing(True)
+        set_grad_checkpointing(True)
     return train_step(model, x, random_targets(train_output(meta, shape), device), config.train)
 
 

@@ -8,7 +8,7 @@ not a typical value), after warm-up. On CUDA, fp32 means full fp32 (PyTorch's de
 
 import torch
 
-from .machine import native_bf16
+from ..inference import native_bf16
 from .timing import interleaved, synchronizer
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}

@@ -15,7 +15,8 @@ from torch import nn
 from ..complexity import count_macs, count_params
 from ..engine.runtime import select_device
 from ..errors import DLAError
-from .machine import available_cores, describe_machine, native_bf16
+from ..inference import native_bf16
+from .machine import available_cores, describe_machine
 from .memory import Memory, MemoryConfig, configured_step, measure_cuda, measure_in_child
 from .peak import matmul_peaks
 from .results import BenchResult, InferenceRow, SweepRow, TrainRow
@@ -24,7 +25,6 @@ from .train import SETTINGS, random_targets, train_output, train_step
 from .workload import (
     backend_names,
     build_model,
-    copy_for,
     inference_step,
     input_shape,
     meta_model,
@@ -63,12 +63,12 @@ def bench(
     backends interleaved; achieved GFLOP/s next to the matmul peaks measured at the start; peak memory at
     ``batch`` (``memory=False`` skips it: it costs a child process per configuration on the CPU). ``sweep``
     adds latency and memory over ``sweep_sizes`` x ``sweep_batches``; ``train`` adds training steps, eager
-    versus fast settings, and their memory with and without gradient checkpointing. ``threads`` (default: the
-    cores this process may use) is set for the run and restored after it; ``device`` is ``cpu``, ``cuda``
+    versus fast settings, and their memory with and without gradient checkpointing. ``threads`` (default or 0:
+    the cores this process may use) is set for the run and restored after it; ``device`` is ``cpu``, ``cuda``
     or ``auto``. Absolute times depend on the machine (``BenchResult.machine``); ratios are what compares.
     """
-    _check_at_least(1, batch=batch, repeats=repeats, threads=1 if threads is None else threads, **_named("sweep batch", sweep_batches))
-    _check_at_least(0, warmup=warmup)
+    _check_at_least(1, batch=batch, repeats=repeats, **{f"a sweep batch ({b})": b for b in sweep_batches})
+    _check_at_least(0, warmup=warmup, threads=threads or 0)
     sizes = [_size(s) for s in (size, *sweep_sizes)]
     runner = _Runner(
         device=select_device(device),
@@ -139,7 +139,7 @@ class _Runner:
                     throughput=throughput[backend],
                     images_per_s=batch * 1e3 / throughput[backend].median_ms,
                     gflops=gflops,
-                    percent_of_peak={key: None if peaks[key] is None else 100 * gflops / peaks[key] for key in ("fp32", "bf16")},
+                    percent_of_peak={key: _percent(gflops, peaks[key]) for key in ("fp32", "bf16")},
                     speedup=_speedup(latency, backend),
                     memory=self._memory(self._config(name, size, batch, backend=backend)),
                 )
@@ -209,7 +209,7 @@ class _Runner:
         """The model as each backend runs it, prepared with a batch-1 example of ``size``."""
         model = build_model(name, self.model_kwargs, self.device)
         example = torch.randn(input_shape(self.model_kwargs, 1, size), device=self.device)
-        return {backend: prepare_backend(backend, copy_for(backend, model), example) for backend in self.backends}
+        return {backend: prepare_backend(backend, model, example) for backend in self.backends}
 
     def _time(self, modules: Mapping[str, nn.Module], kind: str, size: Size, batch: int) -> dict[str, Timing]:
         x = torch.randn(input_shape(self.model_kwargs, batch, size), device=self.device)
@@ -234,14 +234,14 @@ def _speedup(timings: Mapping[str, Timing], name: str) -> float:
     return timings["eager"].median_ms / timings[name].median_ms
 
 
+def _percent(gflops: float, peak: float | None) -> float | None:
+    return None if peak is None else 100 * gflops / peak
+
+
 def _size(size: Sequence[int]) -> Size:
     if len(size) != 2 or min(size) < 1:
         raise DLAError(f"an input size is two positive numbers, H W (e.g. 512 1024), got {list(size)}")
     return (int(size[0]), int(size[1]))
-
-
-def _named(name: str, values: Sequence[int]) -> dict[str, int]:
-    return {f"{name} {i + 1}": value for i, value in enumerate(values)}
 
 
 def _check_at_least(minimum: int, **values: int) -> None:

@@ -13,12 +13,14 @@ binary cross-entropy for one-channel (boundary) outputs; a model's auxiliary log
 too, so their backward pass is part of the step. Gradients are set to ``None`` between steps.
 """
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..inference import native_bf16
 from ..models import AuxOutput
-from .machine import native_bf16
 from .timing import Step
 
 SETTINGS = ("eager", "fast")
@@ -26,14 +28,13 @@ SETTINGS = ("eager", "fast")
 
 def make_optimizer(model: nn.Module, fast: bool) -> torch.optim.Optimizer:
     """SGD over the trainable parameters; with ``fast`` its fused kernel, or ``foreach`` where there is none."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    options = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4}
+    sgd = partial(torch.optim.SGD, [p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4)
     if not fast:
-        return torch.optim.SGD(params, **options)
+        return sgd()
     try:
-        return torch.optim.SGD(params, **options, fused=True)
+        return sgd(fused=True)
     except RuntimeError:  # no fused SGD for this device in this torch build
-        return torch.optim.SGD(params, **options, foreach=True)
+        return sgd(foreach=True)
 
 
 def random_targets(output: Tensor, device: torch.device) -> Tensor:
@@ -56,7 +57,7 @@ def train_step(model: nn.Module, x: Tensor, targets: Tensor, setting: str) -> St
     fast = setting == "fast"
     bf16 = fast and native_bf16(x.device)
     if fast:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         x = x.contiguous(memory_format=torch.channels_last)
     model.train()
     optimizer = make_optimizer(model, fast)

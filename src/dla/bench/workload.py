@@ -11,10 +11,10 @@ forward pass on the meta device, no arithmetic):
 - ``logits``: anything else (classification): the logits as returned.
 
 Backends come from ``dla.inference.BACKENDS``: a name and a function ``(eval model, example input) -> module``
-that is timed in place of the model (``eager`` returns the model itself).
+that is timed in place of the model (``eager`` returns the model itself). Backends leave the model they are given
+unchanged (``optimize`` works on a copy), so every backend of a configuration is prepared from one model.
 """
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,10 +23,9 @@ import yaml
 from torch import Tensor, nn
 
 from ..errors import DLAError
+from ..inference import get_backend
 from ..models import create_model
 from .timing import Step
-
-Backend = Callable[[nn.Module, Tensor], nn.Module]
 
 POSTPROCESS: dict[str, Callable[[Tensor], Tensor]] = {
     "argmax": lambda y: y.argmax(1),
@@ -38,26 +37,17 @@ _EXTRAS = {"onnx": "export", "onnxruntime": "export", "onnxscript": "export"}
 """The ``pip install dla[...]`` extra that brings a backend's package."""
 
 
-def backend_registry() -> Mapping[str, Backend]:
-    """``dla.inference.BACKENDS``, imported when first needed."""
-    from ..inference import BACKENDS
-
-    return BACKENDS
-
-
 def backend_names(names: Sequence[str]) -> list[str]:
     """The backends to run, ``eager`` first (added if missing: every ratio is taken against it); unknown ones refused."""
-    registry = backend_registry()
-    unknown = [name for name in names if name not in registry]
-    if unknown:
-        raise DLAError(f"unknown backend {', '.join(map(repr, unknown))}; known backends: {', '.join(registry)}")
+    for name in names:
+        get_backend(name)
     return ["eager"] + [name for name in dict.fromkeys(names) if name != "eager"]
 
 
 def prepare_backend(name: str, model: nn.Module, example: Tensor) -> nn.Module:
-    """The module that backend ``name`` makes of the eval ``model`` (which it may change: pass a copy)."""
+    """The module that backend ``name`` makes of the eval ``model``; a package it lacks is named with its extra."""
     try:
-        return backend_registry()[name](model, example)
+        return get_backend(name)(model, example)
     except ModuleNotFoundError as e:
         extra = _EXTRAS.get(e.name or "")
         hint = f"pip install 'dla[{extra}]'" if extra else f"pip install {e.name}"
@@ -84,11 +74,6 @@ def meta_model(name: str, model_kwargs: Mapping[str, Any]) -> nn.Module:
     """The model on the meta device: shapes, parameters and multiply-adds without memory or arithmetic."""
     with torch.device("meta"):
         return create_model(name, **model_kwargs).eval()
-
-
-def copy_for(backend: str, model: nn.Module) -> nn.Module:
-    """The model itself for ``eager``, a deep copy for any other backend (which may fold or convert it in place)."""
-    return model if backend == "eager" else copy.deepcopy(model)
 
 
 def input_shape(model_kwargs: Mapping[str, Any], batch: int, size: Sequence[int]) -> tuple[int, int, int, int]:
