@@ -1,13 +1,14 @@
 """Peak memory of one configuration (model, backend or training setting, input size, batch).
 
-CPU: the peak resident set size (``ru_maxrss``) of a fresh child process (``python -m dla.bench.memory
-CONFIG_JSON``) that builds the model, prepares the backend, makes the input, then runs the step twice (the
-first run of some backends allocates differently from the next). A fresh process per configuration means that
-memory one configuration allocated (and the allocator kept) cannot hide another's peak. The peak includes the
-Python interpreter and the torch libraries, the weights (and what the backend made of them), the input and the
-step's own activations and workspace; ``baseline_mib`` is the same process's peak before the first step
-(libraries, model, backend preparation, input), so ``peak - baseline`` is about what running the step costs.
-The child uses the parent's thread count.
+CPU: the peak resident set size of a fresh child process (``python -m dla.bench CONFIG_JSON``) that builds the
+model, prepares the backend, makes the input, then runs the step twice (the first run of some backends allocates
+differently from the next). A fresh process per configuration means that memory one configuration allocated
+(and the allocator kept) cannot hide another's peak. The peak includes the Python interpreter and the torch
+libraries, the weights (and what the backend made of them), the input and the step's own activations and
+workspace; ``baseline_mib`` is the same process's peak before the first step (libraries, model, backend
+preparation, input), so ``peak - baseline`` is about what running the step costs. The child uses the parent's
+thread count. The peak is the child's own high-water mark (``VmHWM``), not ``ru_maxrss``, which Linux carries
+across ``exec`` from the forked copy of the parent, so a child of a large parent would report the parent's size.
 
 CUDA: ``torch.cuda.max_memory_allocated`` over two runs of the step, after ``reset_peak_memory_stats``, in the
 benchmark's own process; ``baseline_mib`` is what was allocated before them. Allocator caching and the CUDA
@@ -69,8 +70,13 @@ def configured_step(config: MemoryConfig, device: torch.device) -> Step:
     return train_step(model, x, random_targets(train_output(meta, shape), device), config.train)
 
 
-def _max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory: ``VmHWM`` on Linux, ``ru_maxrss`` elsewhere (bytes on macOS)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def measure_in_child(config: MemoryConfig) -> Memory:
@@ -78,7 +84,7 @@ def measure_in_child(config: MemoryConfig) -> Memory:
     env = dict(os.environ, OMP_NUM_THREADS=str(config.threads))
     source = str(Path(__file__).resolve().parents[2])  # the folder holding the dla package
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "dla.bench.memory", json.dumps(asdict(config))]
+    command = [sys.executable, "-m", "dla.bench", json.dumps(asdict(config))]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise DLAError(f"measuring the memory of {config} failed in its child process:\n{done.stderr[-2000:]}")
@@ -101,11 +107,7 @@ def main(config_json: str) -> None:
     config = MemoryConfig(**json.loads(config_json))
     torch.set_num_threads(config.threads)
     step = configured_step(config, torch.device("cpu"))
-    baseline = _max_rss_mib()
+    baseline = _peak_rss_mib()
     for _ in range(2):
         step()
-    print(json.dumps(asdict(Memory(_max_rss_mib(), baseline, "peak RSS of a fresh child process"))))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])
+    print(json.dumps(asdict(Memory(_peak_rss_mib(), baseline, "peak RSS of a fresh child process"))))
