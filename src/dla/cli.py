@@ -127,6 +127,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         threads=args.threads,
         model_kwargs=model_kwargs,
         repeats=args.repeats,
+        memory=args.memory,
         train=args.train,
         sweep=args.sweep,
     )
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_.add_argument("--num-classes", type=int, help="the model's classes (default: its own)")
     bench_.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="e.g. backbone=dla46_c")
     bench_.add_argument("--repeats", type=int, default=20, help="timed runs per backend, after 3 warm-up runs")
+    bench_.add_argument("--no-memory", dest="memory", action="store_false", help="skip peak memory (a child process each)")
     bench_.add_argument("--train", action="store_true", help="also time training steps, eager vs fast, and their memory")
     bench_.add_argument("--sweep", action="store_true", help="also latency and memory from 256x256 to 1024x2048, batch 1, 2, 4")
     bench_.add_argument("--json", help="write every number, the samples and the machine here")

@@ -1,22 +1,23 @@
 """Peak memory of one configuration (model, backend or training setting, input size, batch).
 
-CPU: the peak resident set size of a fresh child process (``python -m dla.bench CONFIG_JSON``) that builds the
-model, prepares the backend, makes the input, then runs the step twice (the first run of some backends allocates
-differently from the next). A fresh process per configuration means that memory one configuration allocated
-(and the allocator kept) cannot hide another's peak. The peak includes the Python interpreter and the torch
-libraries, the weights (and what the backend made of them), the input and the step's own activations and
-workspace; ``baseline_mib`` is the same process's peak before the first step (libraries, model, backend
-preparation, input), so ``peak - baseline`` is about what running the step costs. The child uses the parent's
-thread count. The peak is the child's own high-water mark (``VmHWM``), not ``ru_maxrss``, which Linux carries
-across ``exec`` from the forked copy of the parent, so a child of a large parent would report the parent's size.
+CPU (Linux): the peak resident set size of a fresh child process (``python -m dla.bench CONFIG_JSON``) that
+builds the model, prepares the backend and makes the input, then runs the step twice (the first run of some
+backends allocates differently from the next). A fresh process per configuration means that memory one
+configuration allocated (and the allocator kept) cannot hide another's peak. Before the first step the child
+collects garbage, records its resident size (``baseline_mib``: the interpreter and torch libraries, the model as
+the backend runs it, the input) and resets its high-water mark (``/proc/self/clear_refs``), so ``peak_mib``, the
+high-water mark (``VmHWM``) after the steps, is the most the process held while running the model: the baseline
+plus the steps' activations and workspace, without what preparing the backend needed transiently. (Not
+``ru_maxrss``: it cannot be reset, and Linux carries it across ``exec`` from the forked copy of the parent.) The
+child uses the parent's thread count.
 
 CUDA: ``torch.cuda.max_memory_allocated`` over two runs of the step, after ``reset_peak_memory_stats``, in the
 benchmark's own process; ``baseline_mib`` is what was allocated before them. Allocator caching and the CUDA
 context are not counted."""
 
+import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -70,17 +71,16 @@ def configured_step(config: MemoryConfig, device: torch.device) -> Step:
     return train_step(model, x, random_targets(train_output(meta, shape), device), config.train)
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak resident memory: ``VmHWM`` on Linux, ``ru_maxrss`` elsewhere (bytes on macOS)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+def _resident_mib(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (high-water mark) of this process from ``/proc/self/status``, in MiB."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(f"{field}:"))
+    return int(line.split()[1]) / 1024  # kB
 
 
 def measure_in_child(config: MemoryConfig) -> Memory:
-    """Run ``config`` on the CPU in a fresh child process (module docstring) and read its peak RSS."""
+    """Run ``config`` on the CPU in a fresh child process (module docstring) and read its peak RSS (Linux)."""
+    if not Path("/proc/self/clear_refs").exists():
+        raise DLAError("peak CPU memory is read from /proc (Linux); on this system run without it (memory=False, --no-memory)")
     env = dict(os.environ, OMP_NUM_THREADS=str(config.threads))
     source = str(Path(__file__).resolve().parents[2])  # the folder holding the dla package
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
@@ -107,7 +107,9 @@ def main(config_json: str) -> None:
     config = MemoryConfig(**json.loads(config_json))
     torch.set_num_threads(config.threads)
     step = configured_step(config, torch.device("cpu"))
-    baseline = _peak_rss_mib()
+    gc.collect()
+    baseline = _resident_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # the high-water mark restarts from the current size
     for _ in range(2):
         step()
-    print(json.dumps(asdict(Memory(_peak_rss_mib(), baseline, "peak RSS of a fresh child process"))))
+    print(json.dumps(asdict(Memory(_resident_mib("VmHWM"), baseline, "peak RSS of a fresh child process"))))
