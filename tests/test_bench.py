@@ -146,6 +146,8 @@ def test_output_kind_follows_the_output_shape():
 def test_bad_input_is_refused(monkeypatch):
     with pytest.raises(DLAError, match="unknown backend 'nope'; known backends: eager, fast"):
         bench(["dla46_c"], TINY, backends=["fast", "nope"], memory=False)
+    with pytest.raises(DLAError, match="unknown model 'dla35'; known models: dla34, "):
+        bench(["dla34", "dla35"], TINY, memory=False)
     with pytest.raises(DLAError, match="H W"):
         bench(["dla46_c"], (64,), memory=False)
     with pytest.raises(DLAError, match="repeats must be at least 1"):

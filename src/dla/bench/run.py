@@ -16,6 +16,7 @@ from ..complexity import count_macs, count_params
 from ..engine.runtime import select_device
 from ..errors import DLAError
 from ..inference import native_bf16
+from ..models import list_models
 from .machine import available_cores, describe_machine
 from .memory import Memory, MemoryConfig, configured_step, measure_cuda, measure_in_child
 from .peak import matmul_peaks
@@ -70,6 +71,9 @@ def bench(
     _check_at_least(1, batch=batch, repeats=repeats, **{f"a sweep batch ({b})": b for b in sweep_batches})
     _check_at_least(0, warmup=warmup, threads=threads or 0)
     sizes = [_size(s) for s in (size, *sweep_sizes)]
+    unknown = [name for name in models if name not in list_models()]
+    if unknown:  # before anything is measured, not after the first models
+        raise DLAError(f"unknown model {', '.join(map(repr, unknown))}; known models: {', '.join(list_models())}")
     runner = _Runner(
         device=select_device(device),
         threads=threads or available_cores(),
