@@ -159,3 +159,15 @@ def test_bad_input_is_refused(monkeypatch):
     monkeypatch.setitem(BACKENDS, "onnxruntime", needs_onnxruntime)
     with pytest.raises(DLAError, match=r"pip install 'dla\[export\]'"):
         bench(["dla46_c"], TINY, backends=["onnxruntime"], threads=1, repeats=1, memory=False)
+
+
+def test_tiled_inference_memory_grows_with_the_window_not_the_image():
+    whole = measure_in_child(MemoryConfig("dlaup", (256, 384), 1, threads=1, model_kwargs={"backbone": "dla46_c"}))
+    tiled = measure_in_child(
+        MemoryConfig("dlaup", (256, 384), 1, threads=1, model_kwargs={"backbone": "dla46_c"}, window=(64, 64))
+    )
+    assert tiled.peak_mib - tiled.baseline_mib < whole.peak_mib - whole.baseline_mib
+    result = bench(
+        ["dlaup"], (64, 96), model_kwargs={"backbone": "dla46_c"}, threads=1, warmup=0, repeats=1, memory=False, window=(32, 48)
+    )
+    assert result.settings["window"] == (32, 48) and [row.output for row in result.inference] == ["argmax", "argmax"]

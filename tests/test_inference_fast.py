@@ -8,6 +8,7 @@ from torch import nn
 import dla
 from dla.errors import DLAError
 from dla.inference import FastModel, conv_bn_pairs, fold_batchnorm, get_backend, native_bf16, optimize
+from dla.inference.tiled import SlidingWindow
 
 
 def randomize_norms(model: nn.Module) -> nn.Module:
@@ -149,3 +150,12 @@ def test_optimize_leaves_the_model_trainable():
     model = Plain().train()
     optimize(model, precision="fp32", example=torch.zeros(1, 3, 8, 8))
     assert model.training and isinstance(model.bn, nn.BatchNorm2d)
+
+
+def test_tiling_a_local_model_equals_the_whole_image():
+    """A 1x1 convolution sees no context, so windows (overlapping, the last moved back to the edge) change nothing."""
+    model = nn.Conv2d(3, 4, 1)
+    x = torch.randn(2, 3, 50, 70)
+    with torch.no_grad():
+        torch.testing.assert_close(SlidingWindow(model, (20, 30))(x), model(x))
+        torch.testing.assert_close(SlidingWindow(model, (64, 96))(x), model(x))  # one window, padded

@@ -130,6 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         memory=args.memory,
         train=args.train,
         sweep=args.sweep,
+        window=args.window,
     )
     print("\n\n".join(f"{title}\n\n{_table(header, rows, args.format)}" for title, header, rows in tables(result)))
     if args.json:
@@ -210,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_.add_argument("--no-memory", dest="memory", action="store_false", help="skip peak memory (a child process each)")
     bench_.add_argument("--train", action="store_true", help="also time training steps, eager vs fast, and their memory")
     bench_.add_argument("--sweep", action="store_true", help="also latency and memory from 256x256 to 1024x2048, batch 1, 2, 4")
+    bench_.add_argument(
+        "--window", type=int, nargs=2, metavar=("H", "W"), help="dense models: tiled inference on overlapping windows"
+    )
     bench_.add_argument("--json", help="write every number, the samples and the machine here")
     bench_.add_argument("--format", choices=("text", "markdown"), default="text")
     bench_.set_defaults(func=cmd_bench)

@@ -53,6 +53,7 @@ class MemoryConfig:
     train: str | None = None
     checkpointing: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    window: tuple[int, int] | None = None
 
 
 def configured_step(config: MemoryConfig, device: torch.device) -> Step:
@@ -62,7 +63,7 @@ def configured_step(config: MemoryConfig, device: torch.device) -> Step:
     x = torch.randn(shape, device=device)
     meta = meta_model(config.model, config.model_kwargs)
     if config.train is None:
-        return inference_step(prepare_backend(config.backend, model, x[:1]), x, output_kind(meta, shape))
+        return inference_step(prepare_backend(config.backend, model, x[:1], config.window), x, output_kind(meta, shape))
     if config.checkpointing:
         set_grad_checkpointing = getattr(model, "set_grad_checkpointing", None)
         if set_grad_checkpointing is None:

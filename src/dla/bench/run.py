@@ -56,6 +56,7 @@ def bench(
     sweep: bool = False,
     sweep_sizes: Sequence[Sequence[int]] = SWEEP_SIZES,
     sweep_batches: Sequence[int] = SWEEP_BATCHES,
+    window: Sequence[int] | None = None,
 ) -> BenchResult:
     """Benchmark ``models`` (registered names, built with ``model_kwargs``) at input ``size`` (H, W).
 
@@ -66,7 +67,9 @@ def bench(
     adds latency and memory over ``sweep_sizes`` x ``sweep_batches``; ``train`` adds training steps, eager
     versus fast settings, and their memory with and without gradient checkpointing. ``threads`` (default or 0:
     the cores this process may use) is set for the run and restored after it; ``device`` is ``cpu``, ``cuda``
-    or ``auto``. Absolute times depend on the machine (``BenchResult.machine``); ratios are what compares.
+    or ``auto``. ``window`` (H, W) runs every backend's model on overlapping windows of that size
+    (``dla.inference.tiled``: tiled inference, whose memory grows with the window, not the image).
+    Absolute times depend on the machine (``BenchResult.machine``); ratios are what compares.
     """
     _check_at_least(1, batch=batch, repeats=repeats, **{f"a sweep batch ({b})": b for b in sweep_batches})
     _check_at_least(0, warmup=warmup, threads=threads or 0)
@@ -82,6 +85,7 @@ def bench(
         repeats=repeats,
         warmup=warmup,
         memory=memory,
+        window=None if window is None else _size(window),
     )
     with _num_threads(runner.threads):
         peaks = matmul_peaks(runner.device)
@@ -96,6 +100,7 @@ def bench(
                 "model_kwargs": runner.model_kwargs,
                 "repeats": repeats,
                 "warmup": warmup,
+                "window": runner.window,
             },
         )
         for name in models:
@@ -118,6 +123,7 @@ class _Runner:
     repeats: int
     warmup: int
     memory: bool
+    window: Size | None = None
 
     def inference(self, name: str, size: Size, batch: int, peaks: Mapping[str, float | None]) -> list[InferenceRow]:
         """One row per backend: latency at batch 1, throughput at ``batch``, memory at ``batch``."""
@@ -213,7 +219,7 @@ class _Runner:
         """The model as each backend runs it, prepared with a batch-1 example of ``size``."""
         model = build_model(name, self.model_kwargs, self.device)
         example = torch.randn(input_shape(self.model_kwargs, 1, size), device=self.device)
-        return {backend: prepare_backend(backend, model, example) for backend in self.backends}
+        return {backend: prepare_backend(backend, model, example, self.window) for backend in self.backends}
 
     def _time(self, modules: Mapping[str, nn.Module], kind: str, size: Size, batch: int) -> dict[str, Timing]:
         x = torch.randn(input_shape(self.model_kwargs, batch, size), device=self.device)
@@ -222,7 +228,7 @@ class _Runner:
 
     def _config(self, name: str, size: Size, batch: int, **what: Any) -> MemoryConfig:
         """The memory configuration of ``name`` at ``size`` and ``batch``; ``what``: its backend or training setting."""
-        return MemoryConfig(name, size, batch, self.threads, model_kwargs=self.model_kwargs, **what)
+        return MemoryConfig(name, size, batch, self.threads, model_kwargs=self.model_kwargs, window=self.window, **what)
 
     def _memory(self, config: MemoryConfig) -> Memory | None:
         """Peak memory of ``config``: a child process on the CPU, this process on CUDA; None when not measured."""

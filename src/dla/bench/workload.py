@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..errors import DLAError
 from ..inference import get_backend
+from ..inference.tiled import SlidingWindow
 from ..models import create_model
 from .timing import Step
 
@@ -44,10 +45,12 @@ def backend_names(names: Sequence[str]) -> list[str]:
     return ["eager"] + [name for name in dict.fromkeys(names) if name != "eager"]
 
 
-def prepare_backend(name: str, model: nn.Module, example: Tensor) -> nn.Module:
-    """The module that backend ``name`` makes of the eval ``model``; a package it lacks is named with its extra."""
+def prepare_backend(name: str, model: nn.Module, example: Tensor, window: Sequence[int] | None = None) -> nn.Module:
+    """The module that backend ``name`` makes of the eval ``model``, run on overlapping windows of ``window`` (H, W)
+    when given (``SlidingWindow``); a package the backend lacks is named with its extra."""
     try:
-        return get_backend(name)(model, example)
+        module = get_backend(name)(model, example if window is None else example[..., : window[0], : window[1]])
+        return module if window is None else SlidingWindow(module, (window[0], window[1]))
     except ModuleNotFoundError as e:
         extra = _EXTRAS.get(e.name or "")
         hint = f"pip install 'dla[{extra}]'" if extra else f"pip install {e.name}"
