@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from trained import trained_model
 
-from dla.data import build_dataset
-from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint, run_config
-from dla.engine.config import load_config, resolve_data_root, task_of
+from dla.engine.config import load_config
 from dla.engine.trainer import train
 from dla.inference import get_backend
 from dla.metrics.segmentation import ConfusionMatrix
@@ -39,16 +38,7 @@ def train_briefly(epochs: int, out_dir: Path) -> Path:
 
 def compare(checkpoint: Path, backends: list[str]) -> dict:
     """Pixel agreement with eager fp32 and the mIoU of every backend, over the whole validation split."""
-    state = load_checkpoint(checkpoint)
-    model, meta = model_from_checkpoint(state)
-    cfg = run_config(state, str(checkpoint))
-    model.eval()
-    data = build_dataset(
-        cfg.data.dataset,
-        resolve_data_root(cfg.data.dataset, cfg.data.root),
-        "val",
-        transform=task_of(cfg).eval_transform(cfg, meta),
-    )
+    model, meta, cfg, data = trained_model(checkpoint)
     image, _ = data[0]
     prepared = {name: get_backend(name)(model, image[None]) for name in ["eager", *backends]}
     matrices = {name: ConfusionMatrix(meta.num_classes, meta.ignore_index) for name in prepared}
