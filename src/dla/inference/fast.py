@@ -51,7 +51,9 @@ class FastModel(nn.Module):
     """A model prepared by ``optimize``: call it like the original, with fp32 ``N x C x H x W`` inputs.
 
     The input is cast to the model's precision and channels_last layout; the output (the eval-mode model's
-    tensor) is returned in fp32 and the usual contiguous layout. Runs under
+    tensor) is returned in fp32, in the layout the model produced it (channels_last for dense outputs: the
+    classes of a pixel side by side, so an argmax over them reads contiguous memory, several times faster than
+    over the planes of a contiguous ``N x C x H x W`` tensor; ``.contiguous()`` if a consumer needs it). Runs under
     ``torch.inference_mode``, so it cannot be trained: keep the original model for that.
     """
 
@@ -63,7 +65,7 @@ class FastModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.inference_mode():
-            return self.model(x.to(dtype=self.dtype, memory_format=self.memory_format)).float().contiguous()
+            return self.model(x.to(dtype=self.dtype, memory_format=self.memory_format)).float()
 
 
 class Float32(nn.Module):
