@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from .bench import bench, tables
+from .bench.workload import parse_model_args
 from .complexity import count_macs, count_params
 from .data.cityscapes import prepare_cityscapes
 from .engine.baselines import draw_pr_curves, evaluate_baseline
@@ -131,6 +133,30 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"wrote {prepare_cityscapes(args.root)} train-id label files under {args.root}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Time models: latency, throughput, GFLOP/s against the machine's matmul peaks, speed-up over eager, memory."""
+    model_kwargs = parse_model_args(args.model_arg)
+    if args.num_classes is not None:
+        model_kwargs["num_classes"] = args.num_classes
+    result = bench(
+        args.models,
+        args.size,
+        args.batch,
+        backends=args.backend.split(","),
+        device=args.device,
+        threads=args.threads,
+        model_kwargs=model_kwargs,
+        repeats=args.repeats,
+        memory=args.memory,
+        train=args.train,
+        sweep=args.sweep,
+        window=args.window,
+    )
+    print("\n\n".join(f"{title}\n\n{_table(header, rows, args.format)}" for title, header, rows in tables(result)))
+    if args.json:
+        print(f"wrote {result.save(args.json)}")
+
+
 def _table(header: list[str], rows: list[list[str]], fmt: str) -> str:
     if fmt == "markdown":
         lines = [header, ["---"] * len(header)] + rows
@@ -200,6 +226,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (a finished demo is not retrained)")
     _add_overrides(demo)
     demo.set_defaults(func=cmd_demo)
+
+    bench_ = commands.add_parser("bench", help="time models: latency, throughput, distance to the matmul peak, memory")
+    bench_.add_argument("models", nargs="+", help="registered model names, e.g. dla34 dla34up")
+    bench_.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"), help="input height and width")
+    bench_.add_argument("--batch", type=int, default=1, help="batch of the throughput (and memory, training) runs")
+    bench_.add_argument("--threads", type=int, help="CPU threads (default: the cores available)")
+    bench_.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    bench_.add_argument("--backend", default="eager,fast", help="comma-separated, from dla.inference.BACKENDS; eager always runs")
+    bench_.add_argument("--num-classes", type=int, help="the model's classes (default: its own)")
+    bench_.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="e.g. backbone=dla46_c")
+    bench_.add_argument("--repeats", type=int, default=20, help="timed runs per backend, after 3 warm-up runs")
+    bench_.add_argument("--no-memory", dest="memory", action="store_false", help="skip peak memory (a child process each)")
+    bench_.add_argument("--train", action="store_true", help="also time training steps, eager vs fast, and their memory")
+    bench_.add_argument("--sweep", action="store_true", help="also latency and memory from 256x256 to 1024x2048, batch 1, 2, 4")
+    bench_.add_argument(
+        "--window", type=int, nargs=2, metavar=("H", "W"), help="dense models: tiled inference on overlapping windows"
+    )
+    bench_.add_argument("--json", help="write every number, the samples and the machine here")
+    bench_.add_argument("--format", choices=("text", "markdown"), default="text")
+    bench_.set_defaults(func=cmd_bench)
 
     prepare = commands.add_parser("prepare", help="convert Cityscapes labelIds to train ids once")
     prepare.add_argument("dataset", choices=("cityscapes",))

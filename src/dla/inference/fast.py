@@ -6,16 +6,19 @@ What it does, each step a measured gain on CPUs (``docs/benchmarks.md``), none c
 - channels_last (NHWC) weights and inputs, the layout oneDNN's convolutions run fastest in.
 - bfloat16 weights and activations where the CPU computes bf16 natively (AVX-512 BF16 or AMX: ``native_bf16``);
   fp32 elsewhere, where emulated bf16 would be slower than fp32. The output is returned as fp32.
+  Depthwise transposed convolutions (DLA's bilinear up-sampling, ``BilinearUpsample``) stay in fp32: oneDNN
+  has no fast bf16 kernel for them (2-6x slower than fp32 on a Sapphire Rapids core), and the cast is cheap.
 - ``torch.inference_mode`` around the call: no autograd bookkeeping.
-- optionally ``torch.compile`` (inductor), which fuses the remaining element-wise work; it compiles once
-  per input shape, so it pays for a server, not for a single image.
+- optionally ``torch.compile`` (inductor, with ``freezing``: the weights become constants, so convolutions
+  are prepacked and fused with their activations); it compiles once per input shape (seconds to a minute),
+  so it pays for a server or a folder of same-sized images, not for a single image.
 
 The accuracy cost of bf16 is measured on real data by ``benchmarks/fast_path_accuracy.py`` (argmax agreement
 with eager fp32 and mIoU) and checked on a few images by the tests.
 """
 
 import copy
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -47,8 +50,10 @@ def resolve_precision(precision: Precision, device: torch.device | str = "cpu") 
 class FastModel(nn.Module):
     """A model prepared by ``optimize``: call it like the original, with fp32 ``N x C x H x W`` inputs.
 
-    The input is cast to the model's precision and channels_last layout; the output (a tensor, or a tuple or
-    ``AuxOutput`` of tensors) is returned in fp32 and the usual contiguous layout. Runs under
+    The input is cast to the model's precision and channels_last layout; the output (the eval-mode model's
+    tensor) is returned in fp32, in the layout the model produced it (channels_last for dense outputs: the
+    classes of a pixel side by side, so an argmax over them reads contiguous memory, several times faster than
+    over the planes of a contiguous ``N x C x H x W`` tensor; ``.contiguous()`` if a consumer needs it). Runs under
     ``torch.inference_mode``, so it cannot be trained: keep the original model for that.
     """
 
@@ -60,14 +65,28 @@ class FastModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.inference_mode():
-            out = self.model(x.to(dtype=self.dtype, memory_format=self.memory_format))
-            return _to_fp32(out)
+            return self.model(x.to(dtype=self.dtype, memory_format=self.memory_format)).float()
 
 
-def _to_fp32(out: Tensor | tuple) -> Tensor | tuple:
-    if isinstance(out, Tensor):
-        return out.float().contiguous()
-    return type(out)(*(_to_fp32(o) for o in out)) if hasattr(out, "_fields") else type(out)(_to_fp32(o) for o in out)
+class Float32(nn.Module):
+    """Runs ``module`` in fp32 inside a lower-precision model: ``x`` is cast up, the result back to ``x``'s dtype."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module.float()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x.float()).to(x.dtype)
+
+
+def _keep_depthwise_transposed_in_fp32(model: nn.Module) -> None:
+    depthwise = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ConvTranspose2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+    ]
+    for name in depthwise:
+        model.set_submodule(name, Float32(model.get_submodule(name)))
 
 
 def optimize(
@@ -92,7 +111,12 @@ def optimize(
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
     fast = fold_batchnorm(model, example) if fold_bn else copy.deepcopy(model).eval()
-    fast = fast.to(dtype=dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    fast = fast.to(dtype)
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in the stubs
+    if dtype != torch.float32:
+        _keep_depthwise_transposed_in_fp32(fast)
     if compile:
-        fast = torch.compile(fast)
+        # freezing: weights become constants, so inductor prepacks them and fuses convolution + activation
+        fast = cast(nn.Module, torch.compile(fast, options={"freezing": True}))
     return FastModel(fast, dtype, channels_last)

@@ -98,10 +98,13 @@ def _foldable_norms(model: nn.Module) -> Iterator[nn.BatchNorm2d]:
 @torch.no_grad()
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Fold ``bn`` (eval mode) into ``conv`` in place: ``conv`` gains a bias if it had none."""
-    scale = bn.running_var.add(bn.eps).rsqrt()
+    mean, var = bn.running_mean, bn.running_var
+    if mean is None or var is None:
+        raise ValueError(f"{bn} has no running statistics to fold")
+    scale = var.add(bn.eps).rsqrt()
     if bn.weight is not None:
         scale = scale * bn.weight
-    shift = -bn.running_mean * scale
+    shift = -mean * scale
     if bn.bias is not None:
         shift = shift + bn.bias
     if conv.bias is not None:
@@ -130,6 +133,8 @@ def fold_batchnorm(model: nn.Module, example: Tensor | None = None, inplace: boo
         device = next(model.parameters()).device
         example = torch.zeros(1, channels, 224, 224, device=device)
     for conv_name, bn_name in conv_bn_pairs(model, example):
-        fold_conv_bn(model.get_submodule(conv_name), model.get_submodule(bn_name))
+        conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)  # conv_bn_pairs pairs only these
+        fold_conv_bn(conv, bn)
         model.set_submodule(bn_name, nn.Identity())
     return model

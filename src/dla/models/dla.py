@@ -15,11 +15,13 @@ authors' checkpoints. Pooling adapts to the input size, so any input of at least
 from collections.abc import Sequence
 from functools import partial
 
+import torch
 from torch import Tensor, nn
 
 from ..aggregation import HDA
 from ..errors import DLAError
 from ..layers.blocks import BasicBlock, BlockFactory, Bottleneck, SplitBlock, block_name
+from ..layers.checkpoint import checkpointed
 from ..layers.classifier import create_classifier
 from ..layers.conv_bn_act import ConvBnAct
 from ..layers.weight_init import init_conv_bn
@@ -105,6 +107,7 @@ class DLA(Backbone):
         self.drop = nn.Dropout(drop_rate)
         self.fc = create_classifier(self.num_features, num_classes, conv=True)
         self.flatten = nn.Flatten(1)
+        self.grad_checkpointing = False
 
         reductions = [1, 2] + [min(2 ** (i + 2), output_stride) for i in range(4)]
         self.feature_info = FeatureInfo(
@@ -123,11 +126,20 @@ class DLA(Backbone):
         self.num_classes = num_classes
         self.fc = create_classifier(self.num_features, num_classes, conv=True)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Checkpoint the HDA trees (levels 2-5) in training: their activations are recomputed in the backward
+        pass instead of stored (``dla.layers.checkpoint``), for less memory at about one more forward pass of
+        the trees. Gradients and BatchNorm statistics are those of the plain model; state-dict keys are
+        unchanged (the trees are wrapped at call time, not replaced)."""
+        self.grad_checkpointing = enable
+
     def levels(self) -> Levels:
         """The six levels (``Levels``): ``base_layer`` and level 0, then levels 1-5; level ``i`` is ``(N,
         channels[i], H / reduction_i, W / reduction_i)`` and ``forward_features`` gives level 5's map, before
-        pooling."""
-        return [(self.base_layer, self.level0)] + [(getattr(self, f"level{i}"),) for i in range(1, 6)]
+        pooling. With ``set_grad_checkpointing()``, in training with gradients on, the trees run checkpointed."""
+        checkpointing = self.grad_checkpointing and self.training and torch.is_grad_enabled()
+        trees = [getattr(self, f"level{i}") for i in range(2, 6)]
+        return [(self.base_layer, self.level0), (self.level1,)] + [(checkpointed(t) if checkpointing else t,) for t in trees]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """``(N, C, h, w) -> (N, num_classes)``, or the pooled ``(N, C)`` with ``pre_logits``."""

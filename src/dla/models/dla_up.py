@@ -128,6 +128,11 @@ class DLASeg(nn.Module):
         if fc.bias is not None:  # built with one
             nn.init.zeros_(fc.bias)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Checkpoint the backbone's HDA trees in training (``DLA.set_grad_checkpointing``); the IDA-up decoder
+        and the head are not checkpointed."""
+        self.base.set_grad_checkpointing(enable)
+
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
         levels = self.base.forward_intermediates(x, indices=range(self.first_level, 6), intermediates_only=True)

@@ -28,6 +28,7 @@ from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms, train_transforms
 from ..errors import DLAError
+from ..inference.tiled import sliding_window
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..models import create_model
 from .base import Pictures, Scores, Task
@@ -86,35 +87,10 @@ def _logits(model: nn.Module, image: Tensor, num_classes: int) -> Tensor:
     return out
 
 
-def _window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Offsets of windows of ``window`` pixels every ``stride`` that cover ``0 .. size`` (``size >= window``);
-    the last window is moved back to end exactly at ``size``."""
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
-
-
 def _sliding_window(model: nn.Module, image: Tensor, num_classes: int, window: tuple[int, int], overlap: float) -> Tensor:
-    """Softmax probabilities of ``image`` (``N x 3 x H x W``) from overlapping ``window``-sized crops.
-
-    The image is zero-padded at the bottom/right up to at least the window (zero is the mean colour of a
-    normalised image) and the padding is cropped off the result. Windows step by ``(1 - overlap) * window``;
-    where they overlap their probabilities are averaged. Returns ``N x num_classes x H x W``.
-    """
-    height, width = image.shape[-2:]
-    padded = F.pad(image, (0, max(window[1] - width, 0), 0, max(window[0] - height, 0)))
-    probs = padded.new_zeros(padded.shape[0], num_classes, *padded.shape[-2:])
-    hits = padded.new_zeros(1, 1, *padded.shape[-2:])
-    strides = [max(1, round(w * (1 - overlap))) for w in window]
-    rows = _window_starts(padded.shape[-2], window[0], strides[0])
-    cols = _window_starts(padded.shape[-1], window[1], strides[1])
-    for top in rows:
-        for left in cols:
-            area = (..., slice(top, top + window[0]), slice(left, left + window[1]))
-            probs[area] += _logits(model, padded[area], num_classes).softmax(dim=1)
-            hits[area] += 1
-    return (probs / hits)[..., :height, :width]
+    """Softmax probabilities of ``image`` (``N x 3 x H x W``) from overlapping ``window``-sized crops
+    (``dla.inference.tiled.sliding_window``: averaged where windows overlap). Returns ``N x num_classes x H x W``."""
+    return sliding_window(lambda crop: _logits(model, crop, num_classes).softmax(dim=1), image, window, overlap)
 
 
 def _probabilities(
