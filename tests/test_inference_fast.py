@@ -159,3 +159,16 @@ def test_tiling_a_local_model_equals_the_whole_image():
     with torch.no_grad():
         torch.testing.assert_close(SlidingWindow(model, (20, 30))(x), model(x))
         torch.testing.assert_close(SlidingWindow(model, (64, 96))(x), model(x))  # one window, padded
+
+
+def test_the_fast_path_keeps_deeplabv3_s_switchable_output_stride():
+    model = randomize_norms(dla.create_model("deeplabv3_resnet50", num_classes=3))
+    x = torch.randn(1, 3, 65, 65)
+    fast = optimize(model, precision="fp32", example=x)
+    model.set_output_stride(8)
+    fast.set_output_stride(8)
+    assert fast.output_stride == 8
+    with torch.no_grad():
+        assert relative_error(fast(x), model(x)) < 1e-4
+    with pytest.raises(DLAError, match="cannot change its output stride"):
+        optimize(Plain(), precision="fp32", example=torch.zeros(1, 3, 8, 8)).set_output_stride(8)

@@ -63,6 +63,18 @@ class FastModel(nn.Module):
         self.dtype = dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
+    @property
+    def output_stride(self) -> int | None:
+        """The prepared model's output stride, for models that can change it (DeepLabv3); else None."""
+        return getattr(self.model, "output_stride", None)
+
+    def set_output_stride(self, output_stride: int) -> None:
+        """Run the prepared model at ``output_stride`` (DeepLabv3, Sec. 4.2: the folded weights are unchanged)."""
+        switch = getattr(self.model, "set_output_stride", None)
+        if not callable(switch):
+            raise DLAError(f"eval.output_stride: {type(self.model).__name__} cannot change its output stride (DeepLabv3 can)")
+        switch(output_stride)
+
     def forward(self, x: Tensor) -> Tensor:
         with torch.inference_mode():
             return self.model(x.to(dtype=self.dtype, memory_format=self.memory_format)).float()
