@@ -3,12 +3,17 @@
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import dla
+from dla.cli import main
+from dla.engine.evaluate import evaluate_checkpoint
+from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.inference import FastModel, conv_bn_pairs, fold_batchnorm, get_backend, native_bf16, optimize
 from dla.inference.tiled import SlidingWindow
+from engine_runs import quick_config
 
 
 def randomize_norms(model: nn.Module) -> nn.Module:
@@ -172,3 +177,32 @@ def test_the_fast_path_keeps_deeplabv3_s_switchable_output_stride():
         assert relative_error(fast(x), model(x)) < 1e-4
     with pytest.raises(DLAError, match="cannot change its output stride"):
         optimize(Plain(), precision="fp32", example=torch.zeros(1, 3, 8, 8)).set_output_stride(8)
+
+
+def test_eval_and_predict_run_the_fast_backend(tmp_path):
+    """``dla eval/predict --backend fast`` run the prepared model through the task's own pre- and post-processing."""
+
+    options = "data.options={length: 4, height: 32, width: 32}"
+    overrides = ("model.name=engine_train_tiny", "data.dataset=synthetic", options, "data.crop_size=[32, 32]")
+    train(quick_config(tmp_path / "run", *overrides, "data.batch_size=2", "optim.epochs=1", "optim.lr=0.1"))
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    eager = evaluate_checkpoint(checkpoint, workers=0)
+    fast = evaluate_checkpoint(checkpoint, workers=0, backend="fast")
+    assert fast["miou"] == pytest.approx(eager["miou"], abs=0.02)
+    Image.new("RGB", (37, 45), (120, 30, 200)).save(tmp_path / "image.png")
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "image.png"),
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                str(tmp_path / "out"),
+                "--backend",
+                "fast",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "out" / "image_mask.png").exists()
