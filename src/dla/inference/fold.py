@@ -7,7 +7,8 @@ The BatchNorm becomes ``nn.Identity``. The folded model computes the same functi
 one pass over each map fewer.
 
 Which BatchNorm follows which convolution is found by running the model once on an example input, not by
-reading module names: a forward hook remembers each convolution's output tensor, and a BatchNorm whose
+reading module names: a forward hook follows each convolution's output tensor (by weak reference, so the run
+costs the memory of a normal forward pass), and a BatchNorm whose
 input *is* that tensor, unchanged since (same ``_version``), is a candidate. A
 ``torch.overrides.TorchFunctionMode`` counts every torch call that reads each convolution output; a pair is
 folded only if the BatchNorm is the output's single reader (a residual that also reads it would see the
@@ -16,8 +17,10 @@ stays as it is, so folding never changes what the model computes, only how fast.
 """
 
 import copy
+import weakref
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,19 +29,44 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 
+@dataclass
+class _Output:
+    """One call's output of a convolution, followed while it lives: who made it, its version, its readers."""
+
+    conv: nn.Module
+    ref: "weakref.ref[Tensor]"
+    version: int
+    reads: int = 0
+
+
 class _ReadCounter(TorchFunctionMode):
-    """Counts, per tensor id, the torch calls returning a tensor that take it as an argument."""
+    """Counts the torch calls (returning a tensor) that read each tracked convolution output while it lives.
+
+    Outputs are held by weak references, so the probe's memory is that of a normal forward pass; a tensor that
+    dies leaves the table before its id can be reused.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.reads: Counter[int] = Counter()
+        self.live: dict[int, _Output] = {}
+
+    def track(self, conv: nn.Module, out: Tensor) -> _Output:
+        key = id(out)
+        record = _Output(conv, weakref.ref(out, lambda _: self.live.pop(key, None)), out._version)
+        self.live[key] = record
+        return record
+
+    def find(self, x: Tensor) -> _Output | None:
+        record = self.live.get(id(x))
+        return record if record is not None and record.ref() is x else None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         if any(isinstance(leaf, Tensor) for leaf in tree_leaves(out)):
             for leaf in tree_leaves((args, kwargs or {})):
-                if isinstance(leaf, Tensor):
-                    self.reads[id(leaf)] += 1
+                record = self.find(leaf) if isinstance(leaf, Tensor) else None
+                if record is not None:
+                    record.reads += 1
         return out
 
 
@@ -47,29 +75,27 @@ def conv_bn_pairs(model: nn.Module, example: Tensor) -> list[tuple[str, str]]:
     at every call the BatchNorm reads the convolution's output, unchanged, and nothing else reads it (module
     docstring). Runs ``model`` once on ``example`` (``N x C x H x W``) without gradients."""
     names = {module: name for name, module in model.named_modules(remove_duplicate=False)}
-    outputs: dict[int, tuple[nn.Module, Tensor, int]] = {}  # id(output) -> (conv, output kept alive, version)
+    outputs: list[_Output] = []
     calls: Counter[nn.Module] = Counter()
     paired: Counter[tuple[nn.Module, nn.Module]] = Counter()
     counter = _ReadCounter()
 
     def after_conv(conv: nn.Module, args: Any, out: Tensor) -> None:
         calls[conv] += 1
-        outputs[id(out)] = (conv, out, out._version)
-        counter.reads[id(out)] = 0  # a freed tensor may have had this id before
+        outputs.append(counter.track(conv, out))
 
     def before_bn(bn: nn.Module, args: tuple) -> None:
         calls[bn] += 1
-        conv, out, version = outputs.get(id(args[0]), (None, None, None))
-        if conv is not None and out is args[0] and out._version == version:
-            paired[conv, bn] += 1
+        record = counter.find(args[0])
+        if record is not None and args[0]._version == record.version:
+            paired[record.conv, bn] += 1
 
     with _hooks(model, after_conv, before_bn), torch.no_grad(), counter:
         model(example)
-    alone = {id_: counter.reads[id_] == 1 for id_ in outputs}
     return [
         (names[conv], names[bn])
         for (conv, bn), count in paired.items()
-        if count == calls[conv] == calls[bn] and all(alone[id_] for id_, (owner, _, _) in outputs.items() if owner is conv)
+        if count == calls[conv] == calls[bn] and all(output.reads == 1 for output in outputs if output.conv is conv)
     ]
 
 

@@ -158,12 +158,15 @@ class OnnxRuntimeModel(ExportedModel):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], threads: int | None = None) -> "OnnxRuntimeModel":
-        """The graph in ``path`` with ``threads`` intra-op threads (default: onnxruntime's choice, one per core).
-        A DLAError names the file when it is missing or not a graph onnxruntime runs."""
+        """The graph in ``path`` with ``threads`` intra-op threads (default: torch's, ``torch.get_num_threads()``,
+        so ``dla bench --threads`` applies to it too). Idle threads do not spin: onnxruntime's default busy-wait
+        after each call would hold the cores while the next thing runs (the task's post-processing, or the other
+        backends ``dla bench`` interleaves with it). A DLAError names the file when it is missing or not a graph
+        onnxruntime runs."""
         ort = require("onnxruntime")
         options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads if threads is not None else torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(os.fspath(_existing(path)), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail / InvalidGraph / ... types
