@@ -11,7 +11,8 @@ model, input, then what running the step adds; 19 classes, batch 1), measured on
   trees, and of LadderDenseNet-121, whose paper trains on whole 2048x1024 images (batch 2 over two 8 GB GPUs).
 - LadderDenseNet-121 inference, eager and fast.
 
-Run: ``DLA_DATA_ROOT=../shared/data python benchmarks/memory_2048x1024.py [--checkpoint CKPT] [--threads N]``.
+Run: ``DLA_DATA_ROOT=../shared/data python benchmarks/memory_2048x1024.py [--checkpoint CKPT] [--threads N]
+[--tiles H W OVERLAP ...] [--agreement-only]``.
 """
 
 import argparse
@@ -41,15 +42,15 @@ CONFIGS = (
 )
 
 
-def tiled_agreement(checkpoint: Path, images: int) -> float:
-    """Share of pixels whose argmax is the same with ``WINDOW`` tiles as with the whole frame (fast path, both),
+def tiled_agreement(checkpoint: Path, images: int, window: tuple[int, int] = WINDOW, overlap: float = 1 / 3) -> float:
+    """Share of pixels whose argmax is the same with ``window`` tiles as with the whole frame (fast path, both),
     over the first ``images`` CamVid validation frames resized to ``FRAME``."""
     model, _, _, data = trained_model(checkpoint)
     agree = pixels = 0
     for index in range(images):
         image = F.interpolate(data[index][0][None], size=FRAME, mode="bilinear", align_corners=False)
-        fast = optimize(model, example=image[..., : WINDOW[0], : WINDOW[1]])
-        whole, tiled = fast(image).argmax(1), SlidingWindow(fast, WINDOW)(image).argmax(1)
+        fast = optimize(model, example=image[..., : window[0], : window[1]])
+        whole, tiled = fast(image).argmax(1), SlidingWindow(fast, window, overlap)(image).argmax(1)
         agree, pixels = agree + int((whole == tiled).sum()), pixels + whole.numel()
     return agree / pixels
 
@@ -59,17 +60,36 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", type=Path, help="a trained CamVid checkpoint for tiled-vs-whole agreement")
     parser.add_argument("--images", type=int, default=5)
+    parser.add_argument(
+        "--tiles",
+        type=float,
+        nargs=3,
+        action="append",
+        metavar=("H", "W", "OVERLAP"),
+        help="window and overlap of a tiled-vs-whole agreement (default 512 1024 0.333)",
+    )
+    parser.add_argument("--agreement-only", action="store_true", help="skip the memory table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"Peak resident memory at {FRAME[1]}x{FRAME[0]} (W x H), batch 1, 19 classes, {args.threads} threads\n")
+    if not args.agreement_only:
+        print_memory(args.threads)
+    if args.checkpoint:
+        print(f"\nTiled vs whole-frame argmax, {args.images} CamVid val frames resized to {FRAME[1]}x{FRAME[0]}, fast path:\n")
+        print("| window (HxW) | overlap | pixels agreeing |")
+        print("| --- | --- | --- |")
+        for height, width, overlap in args.tiles or [(*WINDOW, 1 / 3)]:
+            agreement = tiled_agreement(args.checkpoint, args.images, (int(height), int(width)), overlap)
+            print(f"| {int(height)}x{int(width)} | {overlap:.2f} | {100 * agreement:.3f} % |")
+
+
+def print_memory(threads: int) -> None:
+    """The table of peak resident memory, one child process per configuration."""
+    print(f"Peak resident memory at {FRAME[1]}x{FRAME[0]} (W x H), batch 1, 19 classes, {threads} threads\n")
     print("| configuration | peak RSS (MiB) | before the step (MiB) |")
     print("| --- | --- | --- |")
     for label, config in CONFIGS:
-        memory = measure_in_child(MemoryConfig(size=FRAME, batch=1, threads=args.threads, model_kwargs=SEG, **config))
+        memory = measure_in_child(MemoryConfig(size=FRAME, batch=1, threads=threads, model_kwargs=SEG, **config))
         print(f"| {label} | {memory.peak_mib:.0f} | {memory.baseline_mib:.0f} |")
-    if args.checkpoint:
-        agreement = tiled_agreement(args.checkpoint, args.images)
-        print(f"\nTiled ({WINDOW[0]}x{WINDOW[1]}, overlap 1/3) vs whole-frame argmax: {100 * agreement:.3f} % of pixels agree")
 
 
 if __name__ == "__main__":

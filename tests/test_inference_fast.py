@@ -209,3 +209,11 @@ def test_eval_and_predict_run_the_fast_backend(tmp_path):
         == 0
     )
     assert (tmp_path / "out" / "image_mask.png").exists()
+
+
+def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not native_bf16()
+    assert optimize(Plain(), example=torch.zeros(1, 3, 8, 8)).dtype == torch.float32
+    assert optimize(Plain(), precision="bf16", example=torch.zeros(1, 3, 8, 8)).dtype == torch.bfloat16
