@@ -25,8 +25,8 @@ from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..inference.onnx import DEFAULT_OPSET, export_onnx
+from ..inference.stride import evaluated_at
 from ..models import create_model
-from ..tasks.segmentation import evaluated_at
 from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
 from .config import config_from_dict
 from .rundir import code_version

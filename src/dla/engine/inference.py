@@ -13,7 +13,7 @@ from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..inference import get_backend
 from ..inference.onnx import OnnxRuntimeModel
-from ..tasks.segmentation import evaluated_at
+from ..inference.stride import evaluated_at
 from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
 from .config import with_eval_settings
 from .export import DEFAULT_SIZE, run_from_metadata

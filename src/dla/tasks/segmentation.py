@@ -9,10 +9,9 @@ With ``window`` each scale is tiled by overlapping windows instead of run whole 
 memory, or models trained on crops); see ``infer``.
 """
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms, train_transforms
 from ..errors import DLAError
+from ..inference.stride import evaluated_at
 from ..inference.tiled import sliding_window
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..models import create_model
@@ -277,32 +277,6 @@ def dense_train_transform(cfg: Config, meta: DatasetMeta) -> Callable:
         data.flip,
         data.color_jitter,
     )
-
-
-@runtime_checkable
-class StrideSwitchable(Protocol):
-    """A model that can run at another output stride with the same weights (DeepLabv3, Sec. 4.2)."""
-
-    output_stride: int
-
-    def set_output_stride(self, output_stride: int) -> None: ...
-
-
-@contextlib.contextmanager
-def evaluated_at(model: nn.Module, output_stride: int | None) -> Iterator[None]:
-    """Run the block with the model at ``output_stride`` (DeepLabv3: trained at 16, evaluated at 8, Sec. 4.2),
-    then restore its own; ``None`` leaves it as it is."""
-    if output_stride is None:
-        yield
-        return
-    if not isinstance(model, StrideSwitchable):
-        raise DLAError(f"eval.output_stride: {type(model).__name__} cannot change its output stride (DeepLabv3 can)")
-    trained = model.output_stride
-    model.set_output_stride(output_stride)
-    try:
-        yield
-    finally:
-        model.set_output_stride(trained)
 
 
 class SegmentationTask(Task):
