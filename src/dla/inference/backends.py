@@ -26,6 +26,11 @@ def fast(model: nn.Module, example: Tensor) -> nn.Module:
     return optimize(model, example=example)
 
 
+def fast_fp32(model: nn.Module, example: Tensor) -> nn.Module:
+    """``optimize(model, precision="fp32")``: the fast path without bf16, for eager's predictions to rounding."""
+    return optimize(model, precision="fp32", example=example)
+
+
 def compiled(model: nn.Module, example: Tensor) -> nn.Module:
     """``optimize(model, compile=True)``: the fast path compiled by ``torch.compile`` (inductor)."""
     return optimize(model, example=example, compile=True)
@@ -34,6 +39,7 @@ def compiled(model: nn.Module, example: Tensor) -> nn.Module:
 BACKENDS: dict[str, Backend] = {
     "eager": eager,
     "fast": fast,
+    "fast_fp32": fast_fp32,
     "compile": compiled,
     "onnxruntime": onnxruntime_backend,  # the model exported to ONNX, run by onnxruntime (pip install 'dla[export]')
     "openvino": openvino_backend,  # the same ONNX graph, compiled by OpenVINO (pip install openvino)
