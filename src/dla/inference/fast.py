@@ -7,7 +7,7 @@ What it does, each step a measured gain on CPUs (``docs/benchmarks.md``), none c
 - bfloat16 weights and activations where the CPU computes bf16 natively (AVX-512 BF16 or AMX: ``native_bf16``);
   fp32 elsewhere, where emulated bf16 would be slower than fp32. The output is returned as fp32.
   Depthwise transposed convolutions (DLA's bilinear up-sampling, ``BilinearUpsample``) stay in fp32: oneDNN
-  has no fast bf16 kernel for them (2-6x slower than fp32 on a Sapphire Rapids core), and the cast is cheap.
+  has no fast bf16 kernel for them (slower in bf16 than in fp32 on a Sapphire Rapids core), and the cast is cheap.
 - ``torch.inference_mode`` around the call: no autograd bookkeeping.
 - optionally ``torch.compile`` (inductor, with ``freezing``: the weights become constants, so convolutions
   are prepacked and fused with their activations); it compiles once per input shape (seconds to a minute),
