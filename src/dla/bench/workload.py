@@ -34,9 +34,6 @@ POSTPROCESS: dict[str, Callable[[Tensor], Tensor]] = {
     "logits": lambda y: y,
 }
 
-_EXTRAS = {"onnx": "export", "onnxruntime": "export", "onnxscript": "export"}
-"""The ``pip install dla[...]`` extra that brings a backend's package."""
-
 
 def backend_names(names: Sequence[str]) -> list[str]:
     """The backends to run, ``eager`` first (added if missing: every ratio is taken against it); unknown ones refused."""
@@ -47,14 +44,9 @@ def backend_names(names: Sequence[str]) -> list[str]:
 
 def prepare_backend(name: str, model: nn.Module, example: Tensor, window: Sequence[int] | None = None) -> nn.Module:
     """The module that backend ``name`` makes of the eval ``model``, run on overlapping windows of ``window`` (H, W)
-    when given (``SlidingWindow``); a package the backend lacks is named with its extra."""
-    try:
-        module = get_backend(name)(model, example if window is None else example[..., : window[0], : window[1]])
-        return module if window is None else SlidingWindow(module, (window[0], window[1]))
-    except ModuleNotFoundError as e:
-        extra = _EXTRAS.get(e.name or "")
-        hint = f"pip install 'dla[{extra}]'" if extra else f"pip install {e.name}"
-        raise DLAError(f"backend {name!r} needs the package {e.name!r}, which is not installed: {hint}") from e
+    when given (``SlidingWindow``). A backend whose package is missing says how to install it (a DLAError)."""
+    module = get_backend(name)(model, example if window is None else example[..., : window[0], : window[1]])
+    return module if window is None else SlidingWindow(module, (window[0], window[1]))
 
 
 def parse_model_args(pairs: Sequence[str]) -> dict[str, Any]:
