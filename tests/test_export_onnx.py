@@ -157,6 +157,14 @@ def test_an_export_of_a_model_name_has_no_run_to_evaluate(tmp_path):
         evaluate_checkpoint(str(tmp_path / "tiny.onnx"), workers=0)
 
 
+def test_a_grey_scale_model_is_exported_with_one_input_channel(tmp_path):
+    model = dla.create_model("engine_train_tiny", num_classes=2, in_chans=1).eval()
+    graph = OnnxRuntimeModel.from_file(export_onnx(model, tmp_path / "grey.onnx", input_size=(40, 48)))
+    x = torch.randn(1, 1, 33, 35)
+    with torch.no_grad():
+        torch.testing.assert_close(graph(x), model(x), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "package, backend, advice",
     [("onnxruntime", "onnxruntime", "dla\\[export\\]"), ("openvino", "openvino", "pip install openvino")],

@@ -11,7 +11,7 @@ from dla.cli import main
 from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.trainer import train
 from dla.errors import DLAError
-from dla.inference import FastModel, conv_bn_pairs, fold_batchnorm, get_backend, native_bf16, optimize
+from dla.inference import FastModel, conv_bn_pairs, example_input, fold_batchnorm, get_backend, native_bf16, optimize
 from dla.inference.tiled import SlidingWindow
 from dla.models._registry import model_entrypoint
 from engine_runs import quick_config
@@ -217,3 +217,11 @@ def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
     assert not native_bf16()
     assert optimize(Plain(), example=torch.zeros(1, 3, 8, 8)).dtype == torch.float32
     assert optimize(Plain(), precision="bf16", example=torch.zeros(1, 3, 8, 8)).dtype == torch.bfloat16
+
+
+def test_a_grey_scale_model_is_prepared_with_its_own_input_channels():
+    model = randomize_norms(dla.create_model("dla46_c", num_classes=4, in_chans=1))
+    assert example_input(model).shape == (1, 1, 224, 224)
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert relative_error(optimize(model, precision="fp32")(x), model(x)) < 1e-4

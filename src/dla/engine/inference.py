@@ -11,7 +11,7 @@ from torch import nn
 from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
-from ..inference import get_backend
+from ..inference import example_input, get_backend
 from ..inference.onnx import OnnxRuntimeModel
 from ..inference.stride import evaluated_at
 from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
@@ -45,5 +45,5 @@ def load_for_inference(
     convert = get_backend(backend or "eager")
     model = model.to(device)
     with evaluated_at(model, cfg.eval.output_stride):
-        model = convert(model, torch.zeros(1, 3, *DEFAULT_SIZE, device=device))
+        model = convert(model, example_input(model, DEFAULT_SIZE))
     return model, meta, cfg

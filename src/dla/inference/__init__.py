@@ -2,7 +2,7 @@
 
 from .backends import BACKENDS, Backend, get_backend
 from .fast import FastModel, native_bf16, optimize, resolve_precision
-from .fold import conv_bn_pairs, fold_batchnorm, fold_conv_bn
+from .fold import conv_bn_pairs, example_input, fold_batchnorm, fold_conv_bn
 from .onnx import ExportedModel, OnnxRuntimeModel, OpenVinoModel, export_onnx
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "OnnxRuntimeModel",
     "OpenVinoModel",
     "conv_bn_pairs",
+    "example_input",
     "export_onnx",
     "fold_batchnorm",
     "fold_conv_bn",

@@ -121,6 +121,14 @@ def _foldable_norms(model: nn.Module) -> Iterator[nn.BatchNorm2d]:
             yield module
 
 
+def example_input(model: nn.Module, size: tuple[int, int] = (224, 224), batch: int = 1) -> Tensor:
+    """Zeros of ``batch x C x H x W`` on the model's device, ``C`` the input channels of its first convolution
+    (3 if it has none): an input to run or trace a model with when only its shape matters."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    channels = first.in_channels if first is not None else 3
+    return torch.zeros(batch, channels, *size, device=next(model.parameters()).device)
+
+
 @torch.no_grad()
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Fold ``bn`` (eval mode) into ``conv`` in place: ``conv`` gains a bias if it had none."""
@@ -145,8 +153,8 @@ def fold_batchnorm(model: nn.Module, example: Tensor | None = None, inplace: boo
 
     Args:
         model: any network; it is put in eval mode.
-        example: an input to find the pairs with (default ``1 x 3 x 224 x 224`` zeros with the first
-            convolution's input channels); any size the model accepts gives the same pairs.
+        example: an input to find the pairs with (default ``example_input(model)``: 224 x 224 zeros);
+            any size the model accepts gives the same pairs.
         inplace: fold into ``model`` itself; by default a deep copy is folded and ``model`` is untouched.
 
     The folded model is for inference: its state dict has no BatchNorm entries and convolutions with
@@ -154,10 +162,7 @@ def fold_batchnorm(model: nn.Module, example: Tensor | None = None, inplace: boo
     """
     model = (model if inplace else copy.deepcopy(model)).eval()
     if example is None:
-        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-        channels = first.in_channels if first is not None else 3
-        device = next(model.parameters()).device
-        example = torch.zeros(1, channels, 224, 224, device=device)
+        example = example_input(model)
     for conv_name, bn_name in conv_bn_pairs(model, example):
         conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
         assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)  # conv_bn_pairs pairs only these

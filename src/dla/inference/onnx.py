@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DLAError
-from .fold import fold_batchnorm
+from .fold import example_input, fold_batchnorm
 
 DEFAULT_OPSET = 18
 MIN_SIZE = 32  # the least height and width the graph takes (see export_onnx)
@@ -80,8 +80,9 @@ def export_onnx(
     require("onnxscript")
     require("onnx")
     path = Path(path)
-    example = torch.zeros(2, 3, *input_size)
-    folded = fold_batchnorm(model, example.to(next(model.parameters()).device)).cpu()
+    example = example_input(model, input_size, batch=2)
+    folded = fold_batchnorm(model, example).cpu()
+    example = example.cpu()
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=MIN_SIZE), 3: torch.export.Dim("width", min=MIN_SIZE)}
     try:
         program = torch.onnx.export(
