@@ -1,8 +1,10 @@
-"""Set-ups the engine tests share: a quick run's config, a stand-in segmentation model and tiny datasets."""
+"""Set-ups the engine tests share: a quick run's config, stand-in models, tiny datasets and a boundary layout."""
 
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -28,20 +30,53 @@ def engine_train_tiny(
     return nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
 
 
-class Squares(Dataset):
-    """``length`` 32x32 images of a bright (class 1) or dark (class 2) square on class 0, top row ignored.
+@register_model
+def engine_train_tiny_gn(num_classes: int = 3, in_chans: int = 3, **kwargs) -> nn.Module:
+    """``engine_train_tiny`` with GroupNorm: no batch statistics, so a batch split into steps trains the same."""
+    return nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
 
-    With ``augment``, a random horizontal flip drawn from torch's global generator, as the real
-    transforms draw theirs.
-    """
 
-    meta = DatasetMeta("squares", ("background", "bright", "dark"), tuple(default_palette(3)))
+@register_model
+def engine_classify_tiny(num_classes: int = 2, in_chans: int = 3, **kwargs) -> nn.Module:
+    """A stand-in classifier: conv-BN-ReLU, global average pooling, a linear classifier."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, num_classes),
+    )
+
+
+class Generated(Dataset):
+    """``length`` samples, each drawn from a generator seeded by its index; with ``augment``, a random horizontal
+    flip drawn from torch's global generator, as the real transforms draw theirs."""
 
     def __init__(self, length: int = 8, augment: bool = True) -> None:
         self.length, self.augment = length, augment
 
     def __len__(self) -> int:
         return self.length
+
+
+class Shades(Generated):
+    """16x16 noisy images, class 1 brighter than class 0 (alternating)."""
+
+    meta = DatasetMeta("shades", ("dark", "bright"), tuple(default_palette(2)))
+
+    def __getitem__(self, index: int):
+        g = torch.Generator().manual_seed(index)
+        image = 0.5 * torch.randn(3, 16, 16, generator=g) + (index % 2) - 0.5
+        if self.augment and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image, index % 2
+
+
+class Squares(Generated):
+    """32x32 images of a bright (class 1) or dark (class 2) square on class 0, top row ignored."""
+
+    meta = DatasetMeta("squares", ("background", "bright", "dark"), tuple(default_palette(3)))
 
     def __getitem__(self, index: int):
         g = torch.Generator().manual_seed(index)
@@ -55,5 +90,30 @@ class Squares(Dataset):
         return image, label
 
 
-def squares(length: int = 8):
-    return Squares(length), Squares(4, augment=False)
+def squares(length: int = 8, val_length: int = 4):
+    return Squares(length), Squares(val_length, augment=False)
+
+
+def shades(length: int = 8, val_length: int = 5):
+    return Shades(length), Shades(val_length, augment=False)
+
+
+def write_boundary_folder(root: Path, counts: dict[str, int], size: tuple[int, int]) -> Path:
+    """A generic boundary layout (``boundary_folder``) at ``root``: ``counts[split]`` noisy images of ``size``
+    (height, width), each of a bright rectangle whose one-pixel outline is the boundary map."""
+    height, width = size
+    rng = np.random.default_rng(0)
+    for split, count in counts.items():
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(count):
+            top, left = rng.integers(height // 8, 3 * height // 8, 2)
+            bottom, right = top + height * 15 // 32, left + width // 2
+            pixels = rng.integers(0, 60, (height, width, 3))
+            pixels[top:bottom, left:right] += 150
+            outline = np.zeros((height, width), np.uint8)
+            outline[top:bottom, left:right] = 255
+            outline[top + 1 : bottom - 1, left + 1 : right - 1] = 0
+            Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / split / f"{i}.png")
+            Image.fromarray(outline).save(root / "labels" / split / f"{i}.png")
+    return root

@@ -17,27 +17,13 @@ from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import create_model
 from dla.tasks.boundaries import boundary_loss, draw_pr_curve, gradient_magnitude
-from engine_runs import quick_config
+from engine_runs import quick_config, write_boundary_folder
 
 
 @pytest.fixture(scope="module")
 def boundary_folder(tmp_path_factory) -> Path:
     """A generic boundary layout: 64x72 images of a bright rectangle, whose outline is the boundary map."""
-    root = tmp_path_factory.mktemp("rectangles")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 4), ("val", 2)):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "labels" / split).mkdir(parents=True)
-        for i in range(count):
-            top, left = rng.integers(8, 24, 2)
-            pixels = rng.integers(0, 60, (64, 72, 3))
-            pixels[top : top + 30, left : left + 36] += 150
-            outline = np.zeros((64, 72), np.uint8)
-            outline[top : top + 30, left : left + 36] = 1
-            outline[top + 1 : top + 29, left + 1 : left + 35] = 0
-            Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / split / f"{i}.png")
-            Image.fromarray(outline * 255).save(root / "labels" / split / f"{i}.png")
-    return root
+    return write_boundary_folder(tmp_path_factory.mktemp("rectangles"), {"train": 4, "val": 2}, (64, 72))
 
 
 def config(root: Path, out_dir: Path, *overrides: str) -> Config:

@@ -20,7 +20,13 @@ def write(path: Path, settings: dict) -> Path:
 def test_defaults_and_derived_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None)
-    assert cfg.to_dict()["model"] == {"name": "dla34up", "down_ratio": None, "pretrained_backbone": None, "kwargs": {}}
+    assert cfg.to_dict()["model"] == {
+        "name": "dla34up",
+        "down_ratio": None,
+        "pretrained_backbone": None,
+        "kwargs": {},
+        "sync_bn": True,
+    }
     assert cfg.optim.lr == 0.01 and cfg.optim.schedule == "step" and cfg.optim.step_epochs == [800]
     assert cfg.data.dataset == "synthetic" and cfg.data.root is None
     assert cfg.out_dir == str(tmp_path / "runs" / "dla34up")  # no file: named after the model

@@ -1,15 +1,18 @@
 """The ``dla`` command line: argument parsing and one function per subcommand."""
 
 import argparse
+import os
 import sys
 from typing import Any
 
 import torch
 
+from . import distributed
 from .bench import bench, tables
 from .bench.workload import parse_model_args
 from .complexity import count_macs, count_params
 from .data.cityscapes import prepare_cityscapes
+from .distributed import launched_as_main
 from .engine.baselines import draw_pr_curves, evaluate_baseline
 from .engine.config import load_config
 from .engine.demo import run_demo
@@ -67,12 +70,18 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train from a YAML config (``configs/``), with ``--set key=value`` overrides."""
+    """Train from a YAML config (``configs/``), with ``--set key=value`` overrides; ``--nproc N``: in N processes."""
+    if args.nproc is not None:
+        launch_processes(args)
+        return
     train(load_config(args.config, args.set), resume=args.resume)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     """Score a checkpoint on a dataset split; print the per-class table, write JSON with ``--output``."""
+    if args.nproc is not None:
+        launch_processes(args)
+        return
     result = evaluate_checkpoint(
         args.checkpoint,
         args.dataset,
@@ -83,7 +92,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         backend=args.backend,
         **_inference_settings(args),
     )
-    print(get_task(result["task"]).table(result, result["classes"]))
+    if launched_as_main():  # under torchrun, every process has the scores; rank 0 prints them
+        print(get_task(result["task"]).table(result, result["classes"]))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -157,6 +167,26 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"wrote {result.save(args.json)}")
 
 
+def launch_processes(args: argparse.Namespace) -> None:
+    """Run this very command in ``--nproc`` processes under torchrun's elastic agent (``dla.distributed.launch``)."""
+    if "WORLD_SIZE" in os.environ:
+        raise DLAError("--nproc starts torchrun itself; under torchrun, leave --nproc out")
+    distributed.launch(args.nproc, without_option(args.argv, "--nproc"))
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE``."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == option:
+            skip = True
+        elif not token.startswith(option + "="):
+            kept.append(token)
+    return kept
+
+
 def _table(header: list[str], rows: list[list[str]], fmt: str) -> str:
     if fmt == "markdown":
         lines = [header, ["---"] * len(header)] + rows
@@ -179,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_.add_argument("config", help="a YAML file, e.g. configs/camvid_dla34_2s.yaml")
     _add_overrides(train_)
     train_.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
+    _add_nproc(train_)
     train_.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU, top-1/top-5 accuracy, or ODS/OIS/AP")
@@ -187,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--output", help="write the scores as JSON here")
+    _add_nproc(evaluate)
     _add_inference_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
@@ -254,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_nproc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        help="run in N processes on this machine (torchrun's elastic agent; one per GPU, or CPU processes with Gloo)",
+    )
+
+
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.02"
@@ -292,6 +332,7 @@ def _inference_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except DLAError as e:

@@ -25,6 +25,7 @@ class ModelConfig:
     down_ratio: Literal[2, 4, 8, 16] | None = None  # DLA's decoder output stride ("2s", "8s"); null: the model's own
     pretrained_backbone: bool | str | None = None  # ImageNet weights for the backbone: true, a path or a URL
     kwargs: dict[str, Any] = field(default_factory=dict)  # any other keyword arguments of the model
+    sync_bn: bool | None = None  # several processes: BatchNorm statistics over all of them; null: the task's default
 
 
 @dataclass
@@ -42,7 +43,7 @@ class DataConfig:
     color_jitter: float = 0.0  # strength of random brightness/contrast/saturation changes; 0 is off
     lighting: float = 0.0  # classification: std of AlexNet's PCA lighting noise (0.1 in AlexNet); 0 is off
     resize: list[int] | None = None  # classification, evaluation: [shorter side] or [height, width] before the crop
-    batch_size: int = 8
+    batch_size: int = 8  # the global batch of an iteration, over all processes and accumulation steps
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
 
 
@@ -50,6 +51,8 @@ class DataConfig:
 class OptimConfig:
     optimizer: Literal["sgd", "adam"] = "sgd"  # SGD with momentum (DLA, DeepLabv3, DFANet) or Adam (Ladder DenseNet)
     lr: float = 0.01
+    lr_base_batch: int | None = None  # linear scaling rule: lr is for this global batch, scaled by batch_size / this
+    accumulate: int = 1  # gradient accumulation: each process's share of a batch in this many forward-backward steps
     momentum: float = 0.9  # sgd only
     weight_decay: float = 1.0e-4
     schedule: Literal["step", "poly"] = "step"

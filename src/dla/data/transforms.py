@@ -17,7 +17,7 @@ Segmentation datasets call ``transform(image, label)``, classification datasets 
 
 Randomness comes only from torch's global generator (``torch.rand`` / ``torch.randint`` /
 ``torch.randperm`` / ``torch.randn``), so ``torch.manual_seed`` fixes the augmentation. The trainer
-seeds the generators for every training item with a seed drawn from ``(seed, epoch)`` (``SeededOrder``
+seeds the generators for every training item with a seed drawn from ``(seed, epoch)`` (``SeededBatches``
 and ``SeededItems`` in :mod:`dla.engine.sampling`), which makes the augmentation independent of the
 workers and exact on resume; the transforms keep no state of their own.
 """

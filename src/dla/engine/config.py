@@ -33,10 +33,12 @@ from ..errors import DLAError
 from ..tasks import TASKS, Task
 
 # Config keys a resumed run may change (prefixes): how long it trains, how often it evaluates and logs,
-# where its data and folder are, how many loader processes and which device it uses.
+# where its data and folder are, how many loader processes, which device and how many accumulation steps
+# it uses (the global batch, data.batch_size, stays; the number of training processes may change too).
 RESUMABLE_CHANGES = (
     "optim.epochs",
     "optim.max_iterations",
+    "optim.accumulate",
     "eval.",
     "log.",
     "data.root",
@@ -91,10 +93,13 @@ def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
 
 def config_from_dict(values: Mapping[str, Any], source: str = "config") -> Config:
     """A ``Config`` from a saved mapping (a checkpoint's ``config``, a run's ``config.yaml`` already read), each
-    key and value checked as ``load_config`` checks them; keys it lacks (older runs) take the defaults."""
+    key and value checked as ``load_config`` checks them; keys it lacks (older runs) take the defaults, the
+    task's included (``model.sync_bn``), as ``load_config`` would give them."""
     settings = Config().to_dict()
     _merge(settings, dict(values), Config, prefix="", source=source)
-    return _build(Config, settings)
+    cfg = _build(Config, settings)
+    _fill_task_defaults(cfg, task_of(cfg))
+    return cfg
 
 
 def dump_config(cfg: Config, path: str | os.PathLike) -> None:
@@ -339,9 +344,13 @@ def _check_values(cfg: Config, task: Task) -> None:
         ("eval.every_epochs", cfg.eval.every_epochs),
         ("log.every_iterations", cfg.log.every_iterations),
         ("optim.max_iterations", optim.max_iterations or 1),
+        ("optim.accumulate", optim.accumulate),
+        ("optim.lr_base_batch", optim.lr_base_batch or 1),
     ]:
         if value < 1:
             problems.append(f"{name} must be at least 1, got {value}")
+    if data.batch_size % optim.accumulate:
+        problems.append(f"data.batch_size {data.batch_size} must be a multiple of optim.accumulate {optim.accumulate}")
     if data.workers < 0:
         problems.append(f"data.workers must be 0 or more, got {data.workers}")
     crop_size, scale = required(data.crop_size, "data.crop_size"), required(data.scale, "data.scale")

@@ -4,6 +4,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+from PIL import Image
+
+from .. import distributed
 from ..data import build_dataset
 from ..errors import DLAError
 from .config import resolve_data_root, task_of
@@ -35,12 +39,32 @@ def evaluate_checkpoint(
     ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window``, ``output_stride`` (segmentation) or
     ``ten_crop`` (classification); a key of another task is an error.
 
+    Under torchrun (``torchrun --nproc-per-node N -m dla eval ...``) each process scores its share of the images
+    and the counts are summed, so every process returns the single-process scores; only rank 0 writes ``output``.
+
     Returns:
         the task's scores plus ``checkpoint``, ``dataset``, ``split``, ``classes`` and the ``eval`` settings
         used; written as JSON to ``output`` when given, with the task's pictures next to it
         (``<output stem>_confusion.png``, or ``_pr_curve.png`` for boundaries).
     """
-    target = select_device(device)
+    with distributed.process_group(select_device(device)) as (processes, target):
+        result, pictures = _evaluate(checkpoint, dataset, split, root, options, target, workers, backend, settings)
+        if output is not None and processes.main:
+            write_result(Path(output), result, pictures)
+    return result
+
+
+def _evaluate(
+    checkpoint: str,
+    dataset: str | None,
+    split: str,
+    root: str | None,
+    options: dict[str, Any] | None,
+    target: torch.device,
+    workers: int,
+    backend: str | None,
+    settings: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Image.Image]]:
     model, meta, cfg = load_for_inference(checkpoint, backend, settings, target)
     task = task_of(cfg)
     trained_on = cfg.data
@@ -70,6 +94,4 @@ def evaluate_checkpoint(
         "eval": evaluated,
         **scores,
     }
-    if output is not None:
-        write_result(Path(output), result, task.draw(result, meta.classes))
-    return result
+    return result, task.draw(result, meta.classes)

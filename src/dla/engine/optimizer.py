@@ -20,6 +20,14 @@ def parameter_groups(model: nn.Module, task: Task, lr: float, backbone_lr_factor
     return [{"params": rest, "lr": lr}, {"params": list(backbone.values()), "lr": lr * backbone_lr_factor}]
 
 
+def learning_rate(optim: OptimConfig, batch_size: int) -> float:
+    """The learning rate of a run: ``optim.lr`` as given, whatever the number of processes; with
+    ``optim.lr_base_batch`` set, the linear scaling rule (Goyal et al. 2017), ``lr x batch_size / lr_base_batch``."""
+    if optim.lr_base_batch is None:
+        return optim.lr
+    return optim.lr * batch_size / optim.lr_base_batch
+
+
 def build_optimizer(groups: list[dict[str, Any]], optim: OptimConfig) -> torch.optim.Optimizer:
     """SGD with momentum, or Adam (the Ladder DenseNet recipe), with ``optim.weight_decay``."""
     if optim.optimizer == "adam":

@@ -1,8 +1,10 @@
 """Reproducible data: the order of an epoch and the augmentation of every sample come from ``(seed, epoch)`` alone.
 
 Each item is loaded with Python's, NumPy's and torch's global generators seeded for it (``SeededItems``), in an
-order drawn from ``(seed, epoch)`` (``SeededOrder``). So the same config gives the same batches whatever
-``data.workers`` is, and a run can restart at any iteration and see the batches it would have seen.
+order drawn from ``(seed, epoch)`` and cut into global batches, then into each process's share of them
+(``SeededBatches``). So the same config gives the same batches whatever ``data.workers`` and the number of
+processes are, and a run can restart at any iteration, with as many processes as it likes, and see the
+batches it would have seen.
 """
 
 import contextlib
@@ -16,31 +18,63 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import Config
 from ..data import TaskDataset
+from ..distributed import Processes
 from ..errors import DLAError
 
 
-class SeededOrder(Sampler):
-    """The order of an epoch's samples, each with the seed of its augmentation; both from ``(seed, epoch)``.
+class SeededBatches(Sampler[list[tuple[int, int]]]):
+    """This process's batches of an epoch, each sample with the seed of its augmentation; all from ``(seed, epoch)``.
 
-    Yields ``(index, item_seed)`` pairs, which ``SeededItems`` understands. ``set_epoch(epoch, skip)``
-    selects the epoch and leaves out its first ``skip`` samples (to resume mid-epoch).
+    The epoch's order is drawn from ``(seed, epoch)`` alone and cut into global batches of ``batch_size``
+    samples, one per iteration (the last partial batch is dropped; a training set smaller than one batch is
+    one batch). Each global batch is cut into ``accumulate x world_size`` equal micro-batches, and this
+    process takes micro-batch ``step x world_size + rank`` at accumulation step ``step``. So an iteration
+    trains on the same samples, augmented the same way, whatever the number of processes and loader workers.
+
+    Yields lists of ``(index, item_seed)`` pairs, which ``SeededItems`` understands; ``set_epoch(epoch, skip)``
+    selects the epoch and leaves out its first ``skip`` iterations (to resume mid-epoch).
     """
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
+    def __init__(self, size: int, seed: int, batch_size: int, accumulate: int = 1, rank: int = 0, world_size: int = 1) -> None:
+        parts = accumulate * world_size
+        if batch_size % parts:
+            raise DLAError(
+                f"data.batch_size {batch_size} (the global batch) does not split into {world_size} processes x "
+                f"{accumulate} accumulation steps (optim.accumulate); make it a multiple of {parts}"
+            )
+        if size < batch_size and parts > 1:
+            raise DLAError(
+                f"the training set has {size} samples, fewer than one global batch (data.batch_size {batch_size}) to split "
+                f"into {world_size} processes x {accumulate} accumulation steps; lower data.batch_size to {size} or less"
+            )
+        self.size, self.seed, self.batch_size = size, seed, batch_size
+        self.accumulate, self.rank, self.world_size = accumulate, rank, world_size
+        self.micro_batch = batch_size // parts
+        self.iterations = max(1, size // batch_size)  # iterations per epoch
+        self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch_seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
-        generator = torch.Generator().manual_seed(epoch_seed)
-        indices = torch.randperm(self.size, generator=generator).tolist()
-        item_seeds = torch.randint(2**31, (self.size,), generator=generator).tolist()
-        return iter(list(zip(indices, item_seeds, strict=True))[self.skip :])
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = epoch_order(self.size, self.seed, self.epoch)
+        for iteration in range(self.skip, self.iterations):
+            batch = order[iteration * self.batch_size : (iteration + 1) * self.batch_size]
+            for step in range(self.accumulate):
+                part = step * self.world_size + self.rank
+                yield batch[part * self.micro_batch : (part + 1) * self.micro_batch]
 
     def __len__(self) -> int:
-        return self.size - self.skip
+        return (self.iterations - self.skip) * self.accumulate
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> list[tuple[int, int]]:
+    """The ``(index, item_seed)`` of every sample in the order of ``epoch``, drawn from ``(seed, epoch)`` alone."""
+    epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    generator = torch.Generator().manual_seed(epoch_seed)
+    indices = torch.randperm(size, generator=generator).tolist()
+    item_seeds = torch.randint(2**31, (size,), generator=generator).tolist()
+    return list(zip(indices, item_seeds, strict=True))
 
 
 class SeededItems(Dataset):
@@ -60,24 +94,26 @@ class SeededItems(Dataset):
             return self.dataset[index]
 
 
-def make_train_loader(dataset: TaskDataset, cfg: Config, device: torch.device) -> tuple[DataLoader, SeededOrder]:
-    """Shuffled batches in the order of ``SeededOrder``; the last partial batch is dropped when there are
-    several batches (BatchNorm dislikes a batch of one), kept when the whole set fits in one batch."""
-    batch_size = cfg.data.batch_size
+def make_train_loader(
+    dataset: TaskDataset, cfg: Config, device: torch.device, processes: Processes | None = None
+) -> tuple[DataLoader, SeededBatches]:
+    """This process's micro-batches in the order of ``SeededBatches`` (``cfg.data.batch_size`` is the global
+    batch, split over the processes and ``cfg.optim.accumulate`` steps)."""
     if len(dataset) == 0:
         raise DLAError(f"the training set ({cfg.data.dataset}, split {cfg.data.train_split}) is empty")
-    order = SeededOrder(len(dataset), cfg.seed)
+    processes = processes or Processes()
+    batches = SeededBatches(
+        len(dataset), cfg.seed, cfg.data.batch_size, cfg.optim.accumulate, processes.rank, processes.world_size
+    )
     loader = DataLoader(
         SeededItems(dataset),
-        batch_size=batch_size,
-        sampler=order,
+        batch_sampler=batches,
         num_workers=cfg.data.workers,
-        drop_last=len(dataset) > batch_size,
         pin_memory=device.type == "cuda",
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    return loader, order
+    return loader, batches
 
 
 @contextlib.contextmanager

@@ -59,9 +59,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import maximum_flow
 
+from ..distributed import all_gather_rows
 from ..errors import DLAError
 
 _SMOOTHING_RADIUS = 4  # SE's convTri radius before estimating orientation
@@ -519,6 +521,12 @@ class BoundaryBenchmark:
     def update(self, probability: np.ndarray, annotations: Sequence[np.ndarray]) -> None:
         """Count one image: an ``H x W`` probability map and its annotators' binary boundary masks."""
         self._counts.append(image_counts(probability, annotations, self.thresholds.size, self.tolerance, self.nms, self.thin))
+
+    def all_gather(self) -> None:
+        """Replace the counts by those of every process's images (in rank order), when a process group is joined;
+        the per-image counts are gathered rather than summed, as OIS picks each image's own best threshold."""
+        gathered = all_gather_rows(torch.from_numpy(self.counts))
+        self._counts = list(gathered.numpy())
 
     def compute(self) -> dict[str, Any]:
         """The scores of the images so far; see ``boundary_scores``."""

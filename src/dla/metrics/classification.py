@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..distributed import all_reduce_sum
 from ..errors import DLAError
-from ._distributed import all_reduce_sum
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ..constants import IGNORE_INDEX
+from ..distributed import all_reduce_sum
 from ..errors import DLAError
-from ._distributed import all_reduce_sum
 
 
 def _check_range(values: Tensor, num_classes: int, what: str) -> None:

@@ -25,6 +25,7 @@ from ..constants import IGNORE_INDEX
 from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms
+from ..distributed import is_main_process, shard_indices
 from ..errors import DLAError
 from ..metrics.boundaries import BoundaryBenchmark, thin_edges
 from .base import Pictures, Scores, Task
@@ -83,11 +84,15 @@ def benchmark_maps(
     dataset: Any, boundary_map: Callable[[Image.Image], np.ndarray], thresholds: int = 99, tolerance: float = 0.0075
 ) -> dict[str, Any]:
     """The BSDS scores of ``boundary_map(image)`` (``H x W`` in [0, 1]) on every image of a boundary dataset,
-    each map thinned by ``thin_edges`` and matched against every annotator."""
+    each map thinned by ``thin_edges`` and matched against every annotator. Under several processes each
+    scores its share of the images and the per-image counts are gathered, so every process returns the
+    scores of the whole dataset."""
     benchmark = BoundaryBenchmark(thresholds, tolerance)
-    for index in tqdm(range(len(dataset)), desc="evaluating", leave=False, dynamic_ncols=True):
+    indices = shard_indices(len(dataset))
+    for index in tqdm(indices, desc="evaluating", leave=False, dynamic_ncols=True, disable=not is_main_process()):
         image, annotations = dataset.read_annotated(index)
         benchmark.update(thin_edges(boundary_map(image)), annotations)
+    benchmark.all_gather()
     return benchmark.compute()
 
 
@@ -185,6 +190,7 @@ class BoundaryTask(Task):
     # the BSDS benchmark's 99 thresholds and matching distance of 0.0075 of the image diagonal
     defaults = {
         "model.name": "dla34edge",
+        "model.sync_bn": True,
         "data.crop_size": [320, 320],
         "data.scale": [0.5, 1.5],
         "data.rotation": 180.0,

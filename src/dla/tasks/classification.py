@@ -23,6 +23,7 @@ from ..config import Config, pair, required
 from ..data.base import TaskDataset
 from ..data.classification_transforms import classification_eval_transforms, classification_train_transforms
 from ..data.meta import DatasetMeta
+from ..distributed import is_main_process, shard
 from ..errors import DLAError
 from ..metrics.classification import AccuracyMeter
 from ..metrics.segmentation import ConfusionMatrix, format_percent, segmentation_scores
@@ -62,7 +63,8 @@ def evaluate_classification(
     """Score ``model`` on every sample of ``dataset`` (``(image tensor, class index)`` pairs).
 
     Images are ``3 x H x W`` (one crop) or ``K x 3 x H x W`` (several crops, probabilities averaged). The
-    model's train/eval mode is restored afterwards.
+    model's train/eval mode is restored afterwards. Under several processes each scores its share of the
+    samples and the counts are summed, so every process returns the scores of the whole dataset.
 
     Returns:
         ``top1`` (and ``top5`` with 5 classes or more), ``accuracy`` (per class, NaN for classes without
@@ -73,17 +75,19 @@ def evaluate_classification(
     topk, matrix = AccuracyMeter(topk_keys(num_classes)), ConfusionMatrix(num_classes, ignore_index=-1)
     # its own generator: loading must not draw from the global one, which training's resume relies on
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
+        shard(dataset), batch_size=batch_size, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
     )
     was_training = model.training
     model.eval()
-    for images, targets in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
+    for images, targets in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True, disable=not is_main_process()):
         probabilities, targets = class_probabilities(model, images.to(device)), targets.to(device)
         if probabilities.shape[1] != num_classes:
             raise DLAError(f"the model predicts {probabilities.shape[1]} classes, the dataset has {num_classes}")
         topk.update(probabilities, targets)
         matrix.update(probabilities.argmax(dim=1), targets)
     model.train(was_training)
+    topk.all_reduce()
+    matrix.all_reduce()
     scores = segmentation_scores(matrix.matrix)  # the per-class accuracies of the confusion matrix
     return {**topk.compute(), **{key: scores[key] for key in ("accuracy", "mean_accuracy", "confusion")}}
 
@@ -122,6 +126,7 @@ class ClassificationTask(Task):
     # Sec. 5.1: random-resized crops of 224 (area 8-100%, aspect 3/4-4/3); test on the centre 224 of 256
     defaults = {
         "model.name": "dla34",
+        "model.sync_bn": False,  # ImageNet batches are large enough per device; the papers synchronise dense tasks
         "data.crop_size": [224, 224],
         "data.scale": [0.08, 1.0],
         "data.ratio": [0.75, 4 / 3],

@@ -26,6 +26,7 @@ from ..constants import IGNORE_INDEX
 from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms, train_transforms
+from ..distributed import is_main_process, shard
 from ..errors import DLAError
 from ..inference.stride import evaluated_at
 from ..inference.tiled import sliding_window
@@ -172,7 +173,8 @@ def evaluate_segmentation(
     Each image's class probabilities are summed over ``scales`` (and mirroring with ``flip``) by ``infer``,
     optionally in sliding windows of ``window`` = ``[height, width]``. Images are not batched: validation
     images may differ in size, and whole-image evaluation is the paper's protocol. The model's train/eval
-    mode is restored afterwards.
+    mode is restored afterwards. Under several processes (``dla.distributed``) each scores its share of the
+    images and the confusion matrices are summed, so every process returns the scores of the whole dataset.
 
     Returns:
         ``ConfusionMatrix.compute()``: ``miou``, ``iou`` (per class), ``pixel_accuracy``, ``mean_accuracy``, ...
@@ -181,14 +183,17 @@ def evaluate_segmentation(
     device = device if device is not None else next(model.parameters()).device
     matrix = ConfusionMatrix(meta.num_classes, meta.ignore_index)
     # its own generator: loading must not draw from the global one, which training's resume relies on
-    loader = DataLoader(dataset, batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        shard(dataset), batch_size=1, num_workers=workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
+    )
     tiles = pair(window, "window") if window else None
     was_training = model.training
     model.eval()
-    for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True):
+    for image, label in tqdm(loader, desc="evaluating", leave=False, dynamic_ncols=True, disable=not is_main_process()):
         probabilities = infer(model, image.to(device), meta.num_classes, scales, flip, tiles)
         matrix.update(probabilities.argmax(1), label.to(device))
     model.train(was_training)
+    matrix.all_reduce()
     return matrix.compute()
 
 
@@ -283,7 +288,13 @@ class SegmentationTask(Task):
     """Per-pixel classes (Sec. 4.2, 5.3): DLA with IDA-up (``dla34up``, ...) and the peer systems, scored by mIoU."""
 
     name, score = "segmentation", "miou"
-    defaults = {"model.name": "dla34up", "data.crop_size": [360, 480], "data.scale": [0.5, 2.0], "data.rotation": 10.0}
+    defaults = {
+        "model.name": "dla34up",
+        "model.sync_bn": True,
+        "data.crop_size": [360, 480],
+        "data.scale": [0.5, 2.0],
+        "data.rotation": 10.0,
+    }
     keys = ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
 
     def check(self, cfg: Config) -> list[str]:
