@@ -23,8 +23,11 @@ Everything in it is a tensor or a plain Python value, so ``torch.load(..., weigh
 loading a checkpoint never runs code from the file.
 """
 
+import errno
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Union
@@ -36,12 +39,13 @@ from torch import nn
 from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
-from ..models import create_model
+from ..models import create_model, load_state_dict_checked
 from .config import config_from_dict
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 REQUIRED_KEYS = ("model", "model_name", "model_kwargs", "task", "dataset_meta")
+TEMPORARY_SUFFIX = ".tmp"  # of the file a checkpoint is written to before it is renamed
 
 
 def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
@@ -50,34 +54,57 @@ def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
     The bytes go to a temporary file in the same folder (same file system, so the rename is atomic),
     are flushed to disk with ``fsync``, and the temporary file is renamed over ``path`` with
     ``os.replace``. If anything fails (a full disk, an unpicklable value, Ctrl-C) the temporary file is
-    removed and the previous checkpoint is untouched.
+    removed and the previous checkpoint is untouched; a full disk or another write error is a DLAError that
+    says so. The file gets the permissions of any file this process writes (``0666`` less the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (OSError, RuntimeError)) and _is_write_failure(e):
+            raise DLAError(f"cannot write {path}: {_write_failure(e)}; the previous checkpoint is unchanged") from None
         raise
     _fsync_folder(path.parent)
+
+
+def remove_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the temporary files that checkpoint writes cut short (``kill -9``, a power cut) left in ``folder``;
+    the removed paths. Only while no other process writes checkpoints there (the run's lock is held)."""
+    stale = sorted(Path(folder).glob(f".*.pt.*{TEMPORARY_SUFFIX}"))
+    for file in stale:
+        file.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint`` (on the CPU, with ``weights_only=True``).
 
-    Raises a DLAError naming the file when it is missing, unreadable, or lacks the keys of a dla checkpoint.
+    Raises a DLAError naming the file when it is missing, a folder, empty, not a checkpoint (an image, a text),
+    unreadable, or lacks the keys of a dla checkpoint. Loading stays safe: a file that holds Python objects
+    other than tensors and plain values is refused, never loaded with ``weights_only=False``.
     """
-    if not Path(path).is_file():
+    file = Path(path)
+    if file.is_dir():
+        raise DLAError(f"{path} is a folder, not a checkpoint file; give the .pt file (e.g. {file / 'checkpoints' / 'best.pt'})")
+    if not file.is_file():
         raise DLAError(f"checkpoint {path} not found")
+    kind = _file_kind(file)
+    if kind is not None:
+        raise DLAError(f"{path} is {kind}, not a dla checkpoint; give a .pt file written by dla train")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated files, pickles with arbitrary objects, non-torch files
-        raise DLAError(f"cannot read checkpoint {path}: {e}") from None
+    except pickle.UnpicklingError as e:  # objects that safe loading refuses
+        raise DLAError(f"cannot read checkpoint {path}: {_refused_objects(e)}") from None
+    except Exception as e:  # truncated files, other formats
+        raise DLAError(f"cannot read checkpoint {path}: {e or type(e).__name__} (a truncated or corrupt file?)") from None
     return check_checkpoint(checkpoint, str(path))
 
 
@@ -94,18 +121,44 @@ def check_checkpoint(checkpoint: Any, name: str = "checkpoint") -> dict[str, Any
     return checkpoint
 
 
-def model_from_checkpoint(checkpoint: PathLike | dict[str, Any]) -> tuple[nn.Module, DatasetMeta]:
+def model_from_checkpoint(checkpoint: PathLike | dict[str, Any], name: str | None = None) -> tuple[nn.Module, DatasetMeta]:
     """The trained model (in eval mode, on the CPU) and its dataset's meta, from a checkpoint alone.
 
     Args:
         checkpoint: a path, or a dict already read with ``load_checkpoint``.
+        name: what to call the checkpoint in errors (default: its path, or "checkpoint").
+
+    Raises a DLAError naming the checkpoint when its ``model_kwargs`` do not build its model, its ``dataset_meta``
+    is malformed, or its weights do not fit the model (the counts of missing, unexpected and mismatched keys).
     """
     if not isinstance(checkpoint, dict):
+        name = name or str(checkpoint)
         checkpoint = load_checkpoint(checkpoint)
-    checkpoint = check_checkpoint(checkpoint)
-    model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
-    model.load_state_dict(checkpoint["model"])
-    return model.eval(), DatasetMeta.from_dict(checkpoint["dataset_meta"])
+    name = name or "checkpoint"
+    checkpoint = check_checkpoint(checkpoint, name)
+    model_name, kwargs = checkpoint["model_name"], checkpoint["model_kwargs"]
+    if not isinstance(kwargs, dict):
+        raise DLAError(f"{name}: model_kwargs must be a mapping of keyword arguments, got {type(kwargs).__name__}")
+    try:
+        model = create_model(model_name, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise DLAError(f"{name}: its model_kwargs {kwargs} do not build {model_name}: {e}") from None
+    load_weights(model, checkpoint["model"], name)
+    try:
+        meta = DatasetMeta.from_dict(checkpoint["dataset_meta"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise DLAError(
+            f"{name}: its dataset_meta is malformed ({type(e).__name__}: {e}); it was not written by dla train"
+        ) from None
+    return model.eval(), meta
+
+
+def load_weights(model: nn.Module, state_dict: Any, name: str) -> None:
+    """Load a checkpoint's weights strictly, or raise a DLAError naming the checkpoint with the counts of missing,
+    unexpected and mismatched keys (``dla.models.load_state_dict_checked``)."""
+    if not isinstance(state_dict, dict):
+        raise DLAError(f"{name}: its model weights are a {type(state_dict).__name__}, not a state dict")
+    load_state_dict_checked(model, state_dict, name)
 
 
 def run_config(checkpoint: dict[str, Any], name: PathLike = "checkpoint") -> Config:
@@ -140,6 +193,65 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _is_write_failure(error: BaseException) -> bool:
+    """An OSError, or torch's C++ writer failing (``PytorchStreamWriter failed writing file``, ``enforce fail``)."""
+    return isinstance(error, OSError) or "PytorchStreamWriter" in str(error) or "enforce fail" in str(error)
+
+
+def _write_failure(error: BaseException) -> str:
+    if (
+        (isinstance(error, OSError) and error.errno == errno.ENOSPC)
+        or "No space left" in str(error)
+        or "file write failed" in str(error)
+    ):
+        return "no space left on the device"
+    return str(error).splitlines()[0]
+
+
+# The first bytes of files people give by mistake, and what they are.
+_SIGNATURES = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89HDF", "an HDF5 file (Keras weights?)"),
+)
+
+
+def _file_kind(file: Path) -> str | None:
+    """What ``file`` is when it is surely not a checkpoint (empty, an image, text); None when it may be one."""
+    with open(file, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "empty (0 bytes)"
+    for signature, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return kind
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file"
+
+
+def _refused_objects(error: pickle.UnpicklingError) -> str:
+    """Why safe loading refused a file, without PyTorch's advice to turn safe loading off."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    what = f"a Python object of type {found[1]}" if found else "Python objects other than tensors and plain values"
+    return (
+        f"it holds {what}, which dla does not load: checkpoints are read with weights_only=True so that no code from "
+        "a file ever runs. Give a checkpoint written by dla train, or weights as a state dict (model.pretrained_backbone)"
+    )
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -40,7 +40,7 @@ def load_for_inference(
         meta, cfg = run_from_metadata(graph.metadata, str(path))
         return graph, meta, with_eval_settings(cfg, settings or {})
     state = load_checkpoint(path)
-    model, meta = model_from_checkpoint(state)
+    model, meta = model_from_checkpoint(state, name=str(path))
     cfg = with_eval_settings(run_config(state, path), settings or {})
     convert = get_backend(backend or "eager")
     model = model.to(device)

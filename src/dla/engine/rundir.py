@@ -11,22 +11,29 @@ One training run owns one folder (``out_dir``)::
     checkpoints/best.pt       the checkpoint with the best validation score of the task (mIoU, top-1, ODS)
     eval/epoch_<n>.json       full validation metrics (per-class IoU, accuracies) after epoch n
     plots/                    the task's pictures of the last evaluation and the training curves
+    .lock                     held by the process training into the folder (its PID and host)
 
 The logs always describe the run that produced ``last.pt``: when a run resumes from iteration ``i``,
 records after ``i`` (written after that checkpoint, by a run that then crashed) are dropped, and
 TensorBoard is told to purge its events after ``i``.
 """
 
+import contextlib
 import csv
+import fcntl
 import json
 import math
+import os
+import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
 from ..errors import DLAError
+from .checkpoint import remove_stale_temporaries
 from .config import dump_config
 
 
@@ -56,13 +63,17 @@ class RunDir:
     def plots(self) -> Path:
         return self.root / "plots"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
     def resume_from(self, resume: bool) -> Path | None:
         """The checkpoint to continue from: ``last.pt`` when resuming, None for a new run.
 
-        A folder that holds a run (a ``config.yaml`` or a checkpoint) is only reused with ``resume``;
-        resuming a run that stopped before its first checkpoint starts it again from iteration 0.
+        A folder that holds a run's checkpoint is only reused with ``resume``. A run that failed before its first
+        checkpoint holds nothing worth keeping: it starts again, with ``resume`` or without.
         """
-        holds_run = self.config.exists() or self.last.exists()
+        holds_run = self.last.exists() or self.best.exists()
         if holds_run and not resume:
             raise DLAError(
                 f"out_dir {self.root} already holds a run; pass --resume to continue it, "
@@ -75,11 +86,57 @@ class RunDir:
         return self.last if resume and self.last.exists() else None
 
     def create(self, cfg: Config) -> None:
-        """Make the folders and write ``config.yaml`` and ``code_version``."""
+        """Make the folders, write ``config.yaml`` and ``code_version``, and delete the temporary files of
+        checkpoint writes that a killed run left behind (the lock is held: no one else writes them)."""
         for folder in (self.root, self.last.parent, self.eval, self.plots):
             folder.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, self.config)
         (self.root / "code_version").write_text(code_version() + "\n")
+        remove_stale_temporaries(self.last.parent)
+
+    @contextlib.contextmanager
+    def locked(self, enabled: bool = True) -> Iterator[None]:
+        """Hold an exclusive lock on the run directory for the block, so that a second ``dla train`` into the same
+        ``out_dir`` (a new run or ``--resume``) is refused, naming the process that holds it.
+
+        The lock is ``fcntl.flock`` on ``.lock`` in the folder, which also records the holder's PID and host; the
+        operating system releases it when the process ends, however it ends (``kill -9`` included), so a lock
+        never outlives its run. A folder the block made and left holding only the lock (a run refused before it
+        wrote anything) is removed again. ``enabled=False`` (processes other than rank 0) takes none.
+        """
+        if not enabled:
+            yield
+            return
+        created = not self.root.exists()
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._flocked():
+                yield
+        finally:
+            if created and [p.name for p in self.root.iterdir()] == [self.lock_file.name]:  # a run that wrote nothing
+                self.lock_file.unlink()
+                self.root.rmdir()
+
+    @contextlib.contextmanager
+    def _flocked(self) -> Iterator[None]:
+        with open(self.lock_file, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise DLAError(
+                    f"out_dir {self.root} is in use by {holder}, which is training into it; wait for it to end "
+                    "(or stop it), then --resume; or choose another out_dir"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def code_version() -> str:

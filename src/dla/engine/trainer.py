@@ -8,7 +8,7 @@ Design choices (the "why" a reader may ask about):
   ``(seed, epoch)`` alone (``sampling.py``), so a run can restart at any iteration and see the batches it would
   have seen. The global generators, which the model may use (dropout), are saved in checkpoints.
 - **Exact resume.** A checkpoint holds the model, optimizer, scheduler, scaler, generator states and the
-  iteration count. ``last.pt`` is written after every epoch; resuming from it continues the very same loss
+  iteration count. ``last.pt`` is written after every epoch, before its evaluation; resuming from it continues the very same loss
   curve (bit for bit on the CPU; on CUDA up to its kernels' non-determinism, see ``deterministic``). Only the
   settings in ``config.RESUMABLE_CHANGES`` may differ on resume; anything else is refused.
 - **Ctrl-C and SIGTERM** save ``last.pt`` at the current iteration and raise ``KeyboardInterrupt``. An
@@ -46,14 +46,14 @@ from ..errors import DLAError
 from ..layers import convert_sync_batchnorm
 from ..models import AuxOutput
 from ..tasks import Task, plot_curves
-from .checkpoint import load_checkpoint, rng_state, run_config, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, load_weights, rng_state, run_config, save_checkpoint, set_rng_state
 from .config import check_resumable, task_of
 from .datasets import build_datasets
 from .optimizer import build_optimizer, learning_rate, parameter_groups
 from .results import write_json
 from .rundir import MetricsLogger, RunDir, code_version
 from .runtime import autocast_dtype, seed_everything, select_device
-from .sampling import make_train_loader
+from .sampling import SeededItems, make_train_loader
 from .schedules import build_scheduler, total_iterations
 from .signals import StopSignals
 
@@ -73,7 +73,8 @@ def train(cfg: Config, resume: bool = False, datasets: tuple[TaskDataset, TaskDa
         the task's scores of the last evaluation: ``miou``, ``iou``, ... (segmentation); ``top1``, ... (classification).
     """
     with distributed.process_group(select_device(cfg.device)) as (processes, device), StopSignals() as signals:
-        return _train(cfg, resume, datasets, processes, device, signals)
+        with RunDir(Path(required(cfg.out_dir, "out_dir"))).locked(enabled=processes.main):  # one run per out_dir
+            return _train(cfg, resume, datasets, processes, device, signals)
 
 
 def _train(
@@ -108,6 +109,7 @@ def _train(
     optim = cfg.optim
     backbone_weights = cfg.model.pretrained_backbone if checkpoint is None else None  # resume: in the checkpoint
     model, model_kwargs = task.build_model(cfg, meta, backbone_weights)
+    check_input_channels(model, train_set, cfg)
     model.to(device)
     lr = learning_rate(optim, cfg.data.batch_size)
     optimizer = build_optimizer(parameter_groups(model, task, lr, optim.backbone_lr_factor), optim)
@@ -124,7 +126,7 @@ def _train(
                 f"cannot resume {resume_path}: an epoch had {checkpoint['iterations_per_epoch']} iterations and now has "
                 f"{iterations_per_epoch} (the training set or batch size changed); start a new out_dir"
             )
-        model.load_state_dict(checkpoint["model"])
+        load_weights(model, checkpoint["model"], str(resume_path))
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         if scaler.is_enabled():
@@ -213,8 +215,9 @@ def _train(
                     if iteration == total:
                         break
 
-            # End of an epoch: evaluate now and then (each process scores its share of the images, and the
-            # counts are summed), keep the best, always save the last.
+            # End of an epoch: save the last, then evaluate now and then (each process scores its share of the
+            # images, and the counts are summed), and keep the best (last.pt then records the new best score).
+            save(run.last)
             if (epoch + 1) % cfg.eval.every_epochs == 0 or iteration == total:
                 scores = task.evaluate(model, val_set, cfg, device)
                 if logger is not None:
@@ -222,7 +225,7 @@ def _train(
                 if scores[task.score] > best_score:
                     best_score = scores[task.score]
                     save(run.best)
-            save(run.last)
+                    save(run.last)
     except KeyboardInterrupt:
         save(run.last)
         if processes.main:
@@ -296,6 +299,21 @@ def weighted_loss(
 
 
 # --- the set-up of `train`, in the order it takes it --------------------------------------------------------
+
+
+def check_input_channels(model: nn.Module, train_set: TaskDataset, cfg: Config) -> None:
+    """Refuse, before the run directory is made, a model whose first convolution takes another number of channels
+    than the training images have (``model.kwargs.in_chans: 1`` with RGB data)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None or len(train_set) == 0:
+        return
+    image = SeededItems(train_set)[(0, 0)][0]  # one sample, drawn without touching the global generators
+    channels = image.shape[-3]
+    if channels != first.in_channels:
+        raise DLAError(
+            f"{cfg.model.name} takes {first.in_channels}-channel images but {train_set.meta.name} gives {channels}-channel "
+            f"images; set model.kwargs.in_chans={channels} (or use data with {first.in_channels} channels)"
+        )
 
 
 def check_global_batch(checkpoint: dict[str, Any], batch_size: int, path: Path) -> None:

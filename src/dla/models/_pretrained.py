@@ -90,7 +90,7 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
     state_dict = _adapt_input_conv(state_dict, cfg.first_conv, model, path)
     heads = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier)
     state_dict = _drop_mismatched_classifier(state_dict, heads, model)
-    _load_checked(model, state_dict, path, heads)
+    load_state_dict_checked(model, state_dict, path, heads)
 
 
 def download(url: str, hash_prefix: str | None = None) -> str:
@@ -164,7 +164,10 @@ def _drop_mismatched_classifier(state_dict: dict[str, Tensor], heads: Sequence[s
     return {k: v for k, v in state_dict.items() if k not in head}
 
 
-def _load_checked(model: nn.Module, state_dict: dict[str, Tensor], path: str, heads: Sequence[str]) -> None:
+def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], path: str, heads: Sequence[str] = ()) -> None:
+    """Load ``state_dict`` into ``model`` strictly, or raise a DLAError naming ``path`` with the counts (and the first
+    few) of missing keys, unexpected keys and shape mismatches. Keys of ``heads`` the file lacks stay as
+    initialised (a new classifier)."""
     own = model.state_dict()
     fresh_head = {k for k in own if _in_heads(k, heads)} - set(state_dict)
     missing = [k for k in own if k not in state_dict and k not in fresh_head]
@@ -176,12 +179,16 @@ def _load_checked(model: nn.Module, state_dict: dict[str, Tensor], path: str, he
     ]
     if missing or unexpected or wrong_shape:
         raise DLAError(
-            f"{path} does not fit {type(model).__name__} "
-            f"({getattr(model.pretrained_cfg, 'paper_name', '')}): "
+            f"{path} does not fit {_model_name(model)}: "
             f"{_listing('missing keys', missing)}{_listing('unexpected keys', unexpected)}"
             f"{_listing('shape mismatches', wrong_shape)}Is it the checkpoint of another model?"
         )
     model.load_state_dict(state_dict, strict=not fresh_head)
+
+
+def _model_name(model: nn.Module) -> str:
+    paper_name = getattr(getattr(model, "pretrained_cfg", None), "paper_name", "")
+    return f"{type(model).__name__} ({paper_name})" if paper_name else type(model).__name__
 
 
 def _listing(what: str, items: list, most: int = 8) -> str:
