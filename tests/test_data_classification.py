@@ -59,7 +59,7 @@ def make_imagefolder(root: Path) -> Path:
     write(root / "train" / "cat" / "notes.txt", "not an image")
     save(root / "train" / "dog" / "c.png", "RGBA")
     save(root / "train" / "dog" / "d.gif", "P")
-    (root / "train" / "empty").mkdir()
+    save(root / "train" / "owl" / "f.bmp", "1")
     save(root / "val" / "dog" / "e.jpeg")
     return root
 
@@ -71,22 +71,23 @@ def folder_root(tmp_path):
 
 def test_imagefolder_samples_classes_and_conversion(folder_root):
     train = ImageFolder(folder_root, "train")
-    assert train.task == "classification" and train.classes == ["cat", "dog", "empty"]
+    assert train.task == "classification" and train.classes == ["cat", "dog", "owl"]
     assert [(p.relative_to(folder_root).as_posix(), label) for p, label in train.samples] == [
         ("train/cat/a.jpg", 0),
         ("train/cat/b.PNG", 0),
         ("train/dog/c.png", 1),
         ("train/dog/d.gif", 1),
+        ("train/owl/f.bmp", 2),
     ]
-    assert train.meta.name == "pets" and train.meta.classes == ("cat", "dog", "empty")
+    assert train.meta.name == "pets" and train.meta.classes == ("cat", "dog", "owl")
     assert list(train.meta.palette) == default_palette(3)
     check_samples(train)
-    assert repr(train) == f"ImageFolder(root={str(folder_root)!r}, split='train', images=4, classes=3)"
+    assert repr(train) == f"ImageFolder(root={str(folder_root)!r}, split='train', images=5, classes=3)"
 
 
 def test_imagefolder_val_takes_the_train_classes(folder_root):
     val = ImageFolder(folder_root, "val")
-    assert val.classes == ["cat", "dog", "empty"] and val.targets == [1]
+    assert val.classes == ["cat", "dog", "owl"] and val.targets == [1]
 
 
 def test_imagefolder_without_train_uses_its_own_folder(tmp_path):
@@ -97,15 +98,15 @@ def test_imagefolder_without_train_uses_its_own_folder(tmp_path):
 
 
 def test_imagefolder_classes_option(folder_root):
-    train = ImageFolder(folder_root, "train", classes=["empty", "dog", "cat"])
-    assert train.classes == ["empty", "dog", "cat"] and train.targets == [2, 2, 1, 1]
-    assert ImageFolder(folder_root, "val", classes=["empty", "dog", "cat"]).targets == [1]
-    with pytest.raises(DLAError, match=r"empty.*'empty' is not one of the classes= passed"):
+    train = ImageFolder(folder_root, "train", classes=["owl", "dog", "cat"])
+    assert train.classes == ["owl", "dog", "cat"] and train.targets == [2, 2, 1, 1, 0]
+    assert ImageFolder(folder_root, "val", classes=["owl", "dog", "cat"]).targets == [1]
+    with pytest.raises(DLAError, match=r"owl.*'owl' is not one of the classes= passed"):
         ImageFolder(folder_root, "train", classes=["cat", "dog"])
     with pytest.raises(DLAError, match=r"bird.*no folder for the class 'bird' listed"):
-        ImageFolder(folder_root, "train", classes=["cat", "dog", "empty", "bird"])
+        ImageFolder(folder_root, "train", classes=["cat", "dog", "owl", "bird"])
     with pytest.raises(DLAError, match="listed twice"):
-        ImageFolder(folder_root, "train", classes=["cat", "dog", "empty", "cat"])
+        ImageFolder(folder_root, "train", classes=["cat", "dog", "owl", "cat"])
 
 
 def test_imagefolder_errors(folder_root, tmp_path):

@@ -13,6 +13,8 @@ kind says which it is in ``task``. Both recipes are built from one stack of tran
 ``task = "boundaries"``): two-class segmentation samples (label 1 = boundary, 255 ignored) whose label is
 the consensus of the annotators, and ``annotations(i)``, every annotator's boolean map for evaluation.
 :func:`build_dataset` makes any of them by name, for configuration files and the command line.
+Every dataset's ``verify()`` checks all the files of its split from their headers (they open, in a mode
+the readers handle, labels of their image's size) and names the bad ones, before training reads them.
 """
 
 import inspect

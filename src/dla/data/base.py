@@ -2,7 +2,7 @@
 the file helpers the layouts share.
 
 Segmentation contract. ``read(i)`` returns ``(image, label)``: ``image`` a ``PIL.Image`` in mode ``RGB``
-(grayscale, RGBA, palette and CMYK inputs are converted; an alpha channel is dropped), ``label`` a
+(other modes are converted, see below; an alpha channel is dropped), ``label`` a
 ``numpy.int64`` array of shape ``(H, W)`` (the image's size) holding class indices
 ``0 .. meta.num_classes - 1`` or ``meta.ignore_index``. ``dataset[i]`` is ``transform(image, label)``,
 or the raw pair without a transform.
@@ -15,9 +15,16 @@ sorted by path, ``targets`` the labels alone (read without opening an image).
 Validation is split by cost. The constructor checks what is cheap and would otherwise fail hours into
 training: the root and split folders exist, the split is known, every image has its label (list files
 parse, every class named or numbered is a class, every listed image exists), the split is not empty.
-What needs the pixels (the image decodes completely, the label has the image's size and only valid
-values) is checked by ``read``, every time a sample is read. Every problem raises
+What the file headers tell (every image and label opens as an image of a mode the readers handle, the
+label has its image's size) is checked by :meth:`TaskDataset.verify`, for every file of the split at once,
+which the engine calls before training. What needs the pixels (the image decodes completely, the label
+holds only valid values) is checked by ``read``, every time a sample is read. Every problem raises
 :class:`~dla.errors.DLAError` naming the file (and the line).
+
+Image modes. :func:`load_image` gives ``RGB`` from bilevel, grayscale, palette, RGB(A), CMYK, YCbCr and
+LAB files; 16-bit grayscale (PNG, TIFF, PGM) is scaled to 8 bits (``v >> 8``), not clipped to
+white; 32-bit float (``F``) and any other mode are refused naming the file and the mode.
+:func:`load_label` reads bilevel, 8- and 16-bit grayscale and palette indices, and refuses the rest.
 
 Segmentation subclasses (one per on-disk layout) set ``splits`` (or leave it ``None`` for free-form split
 names) and implement ``load_meta`` and ``find_files``; ``decode_label`` turns stored label values into
@@ -27,7 +34,8 @@ subclasses (:mod:`dla.data.imagefolder`, :mod:`dla.data.finegrained`) set ``name
 folder that contains the dataset's own top folder.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -48,54 +56,129 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".
 # Errors PIL raises for files that are not images, are truncated or are corrupt.
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
+# How each PIL mode becomes RGB. PIL converts these keeping their meaning: bilevel and 8-bit grayscale
+# repeated, palette colours looked up, alpha dropped, CMYK / YCbCr / LAB / HSV converted to RGB.
+_CONVERTIBLE_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"})
+# Grayscale wider than 8 bits, which PIL's own conversion clips to white: 16-bit PNG, TIFF and PGM (I;16*),
+# and 32-bit ``I`` (what 16-bit PGMs and some TIFFs open as). Scaled to 8 bits by ``_wide_gray_to_rgb``.
+_WIDE_GRAY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+IMAGE_MODES = _CONVERTIBLE_MODES | _WIDE_GRAY_MODES
+# Single-channel modes whose stored values are class indices (``P``: the palette indices, not the colours).
+LABEL_MODES = frozenset({"1", "L", "P"}) | _WIDE_GRAY_MODES
+_MAX_16_BIT = 65535
+
+# Why a mode that is not read is refused, where there is more to say than that it is not one of the above.
+_REFUSED_BECAUSE = {
+    "F": "32-bit floating point, whose scale to 8 bits is ambiguous: 0..1? 0..255?",
+}
+
+
+@contextmanager
+def _opened(path: PathLike, what: str) -> Iterator[Image.Image]:
+    """``Image.open(path)`` (the header only, until ``.load()``), with every failure to open or decode it inside
+    the block a :class:`DLAError` naming the file; ``what`` (``image``, ``label image``) says which file it is."""
+    try:
+        with Image.open(path) as image:
+            yield image
+    except FileNotFoundError:
+        raise DLAError(f"{path}: {what} file not found") from None
+    except _PIL_ERRORS as e:
+        raise DLAError(f"{path}: cannot read the {what} ({e}); not an image, or truncated or corrupt") from e
+
+
+def _require_image_mode(path: PathLike, mode: str) -> None:
+    if mode not in IMAGE_MODES:
+        why = _REFUSED_BECAUSE.get(mode, "not a mode dla converts to RGB")
+        raise DLAError(f"{path}: image has mode {mode} ({why}); save it as 8-bit RGB, 8-bit grayscale or 16-bit grayscale")
+
+
+def _require_label_mode(path: PathLike, mode: str) -> None:
+    if mode not in LABEL_MODES:
+        raise DLAError(
+            f"{path}: label image has mode {mode}; expected a single-channel image of class "
+            "indices (8- or 16-bit grayscale or palette), not a colour rendering"
+        )
+
+
+def _wide_gray_to_rgb(image: Image.Image, path: PathLike) -> Image.Image:
+    """A 16-bit grayscale image as 8-bit RGB: value ``v`` becomes its high byte ``v >> 8`` (``0 -> 0``,
+    ``65535 -> 255``, ``257 k -> k``), as PIL itself reads 16-bit RGB and RGBA PNGs, so that a 16-bit grayscale
+    image and its 16-bit colour copy give the same pixels.
+
+    Mode ``I`` (32-bit signed) is read as 16-bit whatever its values: its maximum does not choose the scale,
+    so an image's brightness does not depend on its content; a value outside ``0 .. 65535`` is refused.
+    """
+    values = np.asarray(image, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() > _MAX_16_BIT):
+        raise DLAError(
+            f"{path}: image has mode {image.mode} with values {values.min()}..{values.max()}, outside the 16-bit range "
+            f"0..{_MAX_16_BIT} dla reads it as; save it as 8-bit or 16-bit grayscale"
+        )
+    return Image.fromarray((values >> 8).astype(np.uint8)).convert("RGB")
+
 
 def load_image(path: PathLike) -> Image.Image:
     """The image at ``path`` as ``RGB``, fully decoded (``.load()`` so that truncated files fail here).
 
-    Palette images with a transparent colour go through ``RGBA`` (PIL's advice); alpha is dropped, so a
-    transparent pixel keeps the colour stored under it.
+    Modes: see ``_CONVERTIBLE_MODES`` and ``_WIDE_GRAY_MODES`` (16-bit grayscale scaled to 8 bits, not
+    clipped); any other (``F``: floats of unknown range) is refused naming the file and the mode. Palette
+    images with a transparent colour go through ``RGBA`` (PIL's advice); alpha is dropped, so a transparent
+    pixel keeps the colour stored under it.
     """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode == "P" and "transparency" in image.info:
-                image = image.convert("RGBA")
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise DLAError(f"{path}: image file not found") from None
-    except _PIL_ERRORS as e:
-        raise DLAError(f"{path}: cannot read the image ({e}); not an image, or truncated or corrupt") from e
+    with _opened(path, "image") as image:
+        _require_image_mode(path, image.mode)
+        image.load()
+        if image.mode in _WIDE_GRAY_MODES:
+            return _wide_gray_to_rgb(image, path)
+        if image.mode == "P" and "transparency" in image.info:
+            return image.convert("RGBA").convert("RGB")
+        return image.convert("RGB")
 
 
 def load_label(path: PathLike) -> np.ndarray:
     """The single-channel label image at ``path`` as a ``(H, W)`` ``int64`` array of its stored values.
 
-    Palette (``P``) PNGs give their indices, not their colours, which is how VOC stores classes. Colour
-    or float images are refused: they are almost always a visualisation saved instead of the labels.
+    Modes ``LABEL_MODES``: palette (``P``) PNGs give their indices, not their colours, which is how VOC
+    stores classes; 16-bit values are kept as they are (ids, not intensities). Colour, alpha or float
+    images are refused: they are almost always a visualisation saved instead of the labels.
     """
-    try:
-        with Image.open(path) as label:
-            label.load()
-            if label.mode not in ("1", "L", "P") and not label.mode.startswith("I"):
-                raise DLAError(
-                    f"{path}: label image has mode {label.mode}; expected a single-channel image of class "
-                    "indices (8- or 16-bit grayscale or palette), not a colour rendering"
-                )
-            return np.asarray(label).astype(np.int64)
-    except FileNotFoundError:
-        raise DLAError(f"{path}: label file not found") from None
-    except _PIL_ERRORS as e:
-        raise DLAError(f"{path}: cannot read the label image ({e}); not an image, or truncated or corrupt") from e
+    with _opened(path, "label image") as label:
+        _require_label_mode(path, label.mode)
+        label.load()
+        return np.asarray(label).astype(np.int64)
+
+
+def image_header(path: PathLike) -> tuple[int, int]:
+    """The ``(width, height)`` of the image at ``path`` from its header alone (no pixels decoded), after
+    checking that it opens as an image of a mode :func:`load_image` reads; :class:`DLAError` otherwise."""
+    with _opened(path, "image") as image:
+        _require_image_mode(path, image.mode)
+        return image.size
+
+
+def label_header(path: PathLike) -> tuple[int, int]:
+    """The ``(width, height)`` of the label image at ``path`` from its header alone, after checking that it
+    opens as an image of a mode :func:`load_label` reads; :class:`DLAError` otherwise."""
+    with _opened(path, "label image") as label:
+        _require_label_mode(path, label.mode)
+        return label.size
+
+
+def require_same_size(
+    label_size: tuple[int, int], image_size: tuple[int, int], label_path: PathLike, image_path: PathLike
+) -> None:
+    """:class:`DLAError` naming both files when a label (``(width, height)``) is not its image's size."""
+    if label_size != image_size:
+        raise DLAError(
+            f"{label_path}: label is {label_size[0]}x{label_size[1]} but its image {image_path} is "
+            f"{image_size[0]}x{image_size[1]} (width x height); they must be the same size"
+        )
 
 
 def check_sample(image: Image.Image, label: np.ndarray, meta: DatasetMeta, image_path: PathLike, label_path: PathLike) -> None:
     """Raise :class:`DLAError` when ``label`` is not the image's size or holds values that are not classes."""
     height, width = label.shape
-    if (width, height) != image.size:
-        raise DLAError(
-            f"{label_path}: label is {width}x{height} but its image {image_path} is {image.size[0]}x{image.size[1]} "
-            "(width x height); they must be the same size"
-        )
+    require_same_size((width, height), image.size, label_path, image_path)
     bad = ((label < 0) | (label >= meta.num_classes)) & (label != meta.ignore_index)
     if bad.any():
         values = np.unique(label[bad])
@@ -104,6 +187,12 @@ def check_sample(image: Image.Image, label: np.ndarray, meta: DatasetMeta, image
             f"{label_path}: label values {shown} are outside the {meta.num_classes} classes 0..{meta.num_classes - 1} "
             f"of {meta.name} and are not the ignore value {meta.ignore_index}"
         )
+
+
+def listed(items: Sequence[object], limit: int) -> str:
+    """The first ``limit`` of ``items`` joined by commas, and how many more there are: ``a, b and 3 more``."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(str(item) for item in items[:limit]) + more
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -132,8 +221,7 @@ def pair_files(images: Iterable[Path], label_for: Callable[[Path], Path | None],
         else:
             pairs.append((image, label))
     if missing:
-        names = ", ".join(str(p) for p in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DLAError(f"{len(missing)} image(s) have no label in {where}: {names}")
+        raise DLAError(f"{len(missing)} image(s) have no label in {where}: {listed(missing, 5)}")
     return pairs
 
 
@@ -175,6 +263,9 @@ def read_records(path: Path, fields: int) -> list[tuple[int, list[str]]]:
     return records
 
 
+VERIFY_SHOWN = 5  # bad files TaskDataset.verify names in its message
+
+
 class TaskDataset(torch.utils.data.Dataset):
     """What every dataset has, and what the engine and the tasks read of one: the task its samples are for,
     ``meta`` (classes, palette, normalisation, ignore value) and its length; and what both base classes share,
@@ -182,11 +273,41 @@ class TaskDataset(torch.utils.data.Dataset):
 
     task: str  # what the samples are for (the trainer checks it against the config's task)
     meta: DatasetMeta
+    split: str
     splits: Sequence[str] | None = None  # accepted split names; None: any name
     aliases: Mapping[str, str] = {}  # other accepted split names -> the split they read
     needs_root: bool = True
 
     def __len__(self) -> int:
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        """Check every sample's files from their headers alone, before training reads them; raise
+        :class:`DLAError` listing the bad files (the first ``VERIFY_SHOWN``, and how many there are), each
+        with what is wrong.
+
+        Headers only (``Image.open`` without ``.load()``, the MAT-file header): each image opens as an
+        image of a mode :func:`load_image` reads, each label as one :func:`load_label` reads, of its image's
+        size. A file truncated after its header or a label value that is not a class is still found by
+        ``read``, when the sample is read. Every sample is checked, so one run names every bad file.
+        """
+        problems = []
+        for index in range(len(self)):
+            try:
+                self.verify_sample(index)
+            except DLAError as e:
+                problems.append(str(e))
+        if problems:
+            shown = "".join(f"\n  {problem}" for problem in problems[:VERIFY_SHOWN])
+            more = f"\n  and {len(problems) - VERIFY_SHOWN} more" if len(problems) > VERIFY_SHOWN else ""
+            raise DLAError(
+                f"{len(problems)} of the {len(self)} samples of the {self.split!r} split of {type(self).__name__} "
+                f"cannot be read; fix or remove these files:{shown}{more}"
+            )
+
+    def verify_sample(self, index: int) -> None:
+        """Raise :class:`DLAError` naming the file when the headers of sample ``index``'s files show that
+        it cannot be read (see :meth:`verify`); decode no pixels."""
         raise NotImplementedError
 
     def _resolve_split(self, split: str) -> str:
@@ -247,6 +368,15 @@ class SegmentationDataset(TaskDataset):
     def decode_label(self, raw: np.ndarray, path: Path) -> np.ndarray:
         """Stored label values ``(H, W)`` to class indices / ``meta.ignore_index``; identity by default."""
         return raw
+
+    def verify_sample(self, index: int) -> None:
+        image_path, label_path = self.files[index]
+        self.verify_label(label_path, image_path, image_header(image_path))
+
+    def verify_label(self, label_path: Path, image_path: Path, image_size: tuple[int, int]) -> None:
+        """Raise :class:`DLAError` when the header of ``label_path`` shows it is no label of the image
+        ``image_path`` of ``image_size`` ``(width, height)``: a label image of a mode read, of that size."""
+        require_same_size(label_header(label_path), image_size, label_path, image_path)
 
     def read(self, index: int) -> Sample:
         """Sample ``index`` untransformed: ``(RGB PIL image, int64 (H, W) label)``, validated."""
@@ -315,9 +445,7 @@ class ClassificationDataset(TaskDataset):
             raise DLAError(f"{self.root}: {what} is empty (no images found)")
         missing = [path for path, _ in self.samples if not path.is_file()]
         if missing:
-            shown = ", ".join(str(p) for p in missing[:3])
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise DLAError(f"{len(missing)} of the {len(self.samples)} images of {what} not found: {shown}{more}")
+            raise DLAError(f"{len(missing)} of the {len(self.samples)} images of {what} not found: {listed(missing, 3)}")
         count = len(self.classes)
         for path, label in self.samples:
             if not 0 <= label < count:
@@ -341,6 +469,9 @@ class ClassificationDataset(TaskDataset):
     def targets(self) -> list[int]:
         """The label of every sample, in ``samples`` order."""
         return [label for _, label in self.samples]
+
+    def verify_sample(self, index: int) -> None:
+        image_header(self.samples[index][0])
 
     def read(self, index: int) -> tuple[Image.Image, int]:
         """Sample ``index`` untransformed: ``(RGB PIL image, class index)``."""

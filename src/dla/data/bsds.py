@@ -38,6 +38,26 @@ class BSDS500(BoundaryDataset):
     def load_annotations(self, path: Path) -> list[np.ndarray]:
         return read_bsds_boundaries(path)
 
+    def verify_label(self, label_path: Path, image_path: Path, image_size: tuple[int, int]) -> None:
+        """The MAT-file header only (its maps' sizes need the whole, compressed file: ``read`` checks them)."""
+        require_mat_header(label_path)
+
+
+def require_mat_header(path: Path) -> None:
+    """:class:`DLAError` unless ``path`` starts with the header of a MATLAB 5 / 7 MAT-file, the format of the
+    release that ``scipy.io.loadmat`` reads (v4 files hold no cells, v7.3 ones are HDF5)."""
+    try:
+        major, _ = scipy.io.matlab.matfile_version(str(path))
+    except FileNotFoundError:
+        raise DLAError(f"{path}: ground-truth file not found") from None
+    except Exception as e:  # MatReadError (empty, truncated), ValueError (unknown version), OSError
+        raise DLAError(f"{path}: not a MATLAB ground-truth file ({e}); truncated or corrupt?") from e
+    if major != 1:
+        found = (
+            "a version 7.3 (HDF5) MAT-file" if major == 2 else "no MATLAB 5 or 7 header (a version 4 MAT-file, or no MAT-file)"
+        )
+        raise DLAError(f"{path}: {found}; BSDS ground truth is read from version 5 or 7 MAT-files (MATLAB: save -v7)")
+
 
 def read_bsds_boundaries(path: Path) -> list[np.ndarray]:
     """Every annotator's ``Boundaries`` map in BSDS ground-truth file ``path``, in file order.

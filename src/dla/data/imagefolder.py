@@ -4,15 +4,18 @@
 ``root/val/n01440764/...``. Classes are the sorted sub-folder names of ``root/train`` when it exists, else
 of the split's own folder, so that every split gets the same class indices even when one lacks a class;
 ``classes=[...]`` fixes the list and order. Images are the files with an image extension (any case),
-hidden files skipped. Empty class folders are allowed; an empty split is not. Checking and reading are
-:class:`~dla.data.base.ClassificationDataset`'s.
+hidden files skipped. An empty split is refused, and so is a class folder without images in the split
+whose folders define the classes (a class the model could never learn: usually a copy that failed, or
+images whose extension is not one read); another split may lack a class, or have it empty. Checking and
+reading are otherwise :class:`~dla.data.base.ClassificationDataset`'s.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DLAError
-from .base import ClassificationDataset, ClassSample, ImageTransform, PathLike, list_images
+from .base import IMAGE_EXTENSIONS, ClassificationDataset, ClassSample, ImageTransform, PathLike, list_images, listed
 
 
 class ImageFolder(ClassificationDataset):
@@ -70,6 +73,20 @@ class ImageFolder(ClassificationDataset):
                 )
             samples.extend((path, index[folder.name]) for path in list_images(folder))
         return samples
+
+    def _check_samples(self) -> None:
+        """The base's checks, then that every class has an image when this split defines the classes."""
+        super()._check_samples()
+        if self._split_dir() != self._class_dir():
+            return
+        counts = Counter(self.targets)
+        empty = [name for label, name in enumerate(self.classes) if counts[label] == 0]
+        if empty:
+            others = f" (the same holds for {listed(empty[1:], 3)})" if len(empty) > 1 else ""
+            raise DLAError(
+                f"{self._split_dir() / empty[0]}: class folder {empty[0]!r} of the {self.split!r} split has no images "
+                f"(no file ending in {', '.join(IMAGE_EXTENSIONS)}); add images to it or remove the folder{others}"
+            )
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -195,6 +195,9 @@ class SyntheticShapes(SegmentationDataset):
     def __len__(self) -> int:
         return self.length
 
+    def verify(self) -> None:
+        """Nothing to check: samples are generated, no file is read."""
+
     def read(self, index: int) -> Sample:
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
