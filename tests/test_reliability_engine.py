@@ -179,3 +179,20 @@ def test_a_checkpoint_that_does_not_fit_its_model_is_a_clear_error(tmp_path, tra
         save_checkpoint(bad, {**load_checkpoint(trained), key: value})
         with pytest.raises(DLAError, match=f"{bad}: {expected}"):
             model_from_checkpoint(bad)
+
+
+def test_a_bad_validation_label_is_found_before_training(tmp_path):
+    """The val split's mask has the wrong size: found from the headers at the start, before an epoch is spent."""
+    root = tmp_path / "data"
+    for split, count in (("train", 4), ("val", 2)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "masks" / split).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(root / "images" / split / f"{i}.png")
+            size = (32, 32) if (split, i) != ("val", 1) else (16, 32)
+            Image.fromarray(np.zeros(size, np.uint8)).save(root / "masks" / split / f"{i}.png")
+    (root / "classes.txt").write_text("background\nthing\n")
+    cfg = config(tmp_path / "run", "data.dataset=folder", f"data.root={root}", "data.crop_size=[32, 32]")
+    with pytest.raises(DLAError, match=r"(?s)1 of the 2 samples of the 'val' split .*masks/val/1.png: label is 32x16"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()

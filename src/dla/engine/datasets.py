@@ -8,11 +8,17 @@ from ..tasks import Task
 
 def build_datasets(cfg: Config, task: Task) -> tuple[TaskDataset, TaskDataset]:
     """The training split with the task's augmentation of ``cfg.data``, the validation split with its
-    evaluation transform (dense tasks: whole images; classification: resize and centre crop)."""
+    evaluation transform (dense tasks: whole images; classification: resize and centre crop).
+
+    Every file of both splits is checked from its header first (``TaskDataset.verify``: it opens, its mode is
+    read, a label is its image's size), so that a bad validation label is found before the first epoch, not
+    after it."""
     data = cfg.data
     train_set = build_dataset(data.dataset, data.root, data.train_split, **data.options)
     check_dataset_task(train_set, task.name, data.dataset)
     val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)
+    train_set.verify()
+    val_set.verify()
     meta = train_set.meta  # both splits are normalised as the model will be trained
     train_set.transform = task.train_transform(cfg, meta)
     val_set.transform = task.eval_transform(cfg, meta)
