@@ -74,7 +74,7 @@ def test_unknown_key_in_override_suggests():
         ("data.batch_size=2.5", "data.batch_size must be an integer"),
         ("data.flip=3", "data.flip must be true or false"),
         ("seed=true", "seed must be an integer"),
-        ("optim.weight_decay=1e-4", "write 1.0e-4"),
+        ("data.batch_size=1e3", "write the integer in digits, 1000"),  # 1e3 is a float (optim.lr=1e-4 is a number)
         ("optim.schedule=cosine", "one of 'step', 'poly'"),
         ("model.down_ratio=3", "one of 2, 4, 8, 16"),
         ("eval.scales=1.0", "eval.scales must be a list of numbers"),

@@ -9,8 +9,11 @@ Design choices:
 
 - Strict: an unknown key, in a file or an override, is an error that suggests the nearest valid key
   (a typo such as ``optim.lrr`` would otherwise silently train with the default).
-- Types come from the hints; an integer is accepted where a number is expected (``lr: 1``), but
-  nothing is converted from text (YAML reads ``1e-4`` as a string: write ``1.0e-4``).
+- Types come from the hints; an integer is accepted where a number is expected (``lr: 1``), and so is
+  text that YAML 1.2 reads as a number (its core schema's float, Sec. 10.3.2: ``1e6``, ``1.0e6``, ``1e-4``,
+  ``-2E3``, ``.5e1``): PyYAML reads YAML 1.1, whose floats need a dot and a signed exponent (``1.0e+6``),
+  and so gives these as text. Nothing else is converted from text (``lr: fast`` is an error), text is not
+  read as an integer, and a number where text is expected (``model.name: 34``) stays an error.
 - A file may start from another: ``base: camvid_dla34_2s.yaml`` (relative to the file) loads that one
   first, so a variant of a recipe states only what differs.
 - Paths are resolved once, here, against the current directory, so that the ``config.yaml`` saved in
@@ -20,6 +23,7 @@ Design choices:
 import copy
 import difflib
 import os
+import re
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
@@ -220,16 +224,28 @@ def _build(schema: Any, values: dict[str, Any]) -> Any:
 
 
 def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
-    """``value`` if it conforms to ``hint`` (an int where a float is expected becomes a float); a DLAError otherwise."""
+    """``value`` if it conforms to ``hint`` (an int, or a decimal number's text such as ``1e-4``, where a float is
+    expected becomes a float); a DLAError otherwise."""
     converted = _conform(value, hint)
     if converted is _MISMATCH:
-        advice = " (YAML reads 1e-4 as text: write 1.0e-4)" if isinstance(value, str) and _is_number(value) else ""
-        raise DLAError(f"{source}: {name} must be {_describe(hint)}, got {value!r}{advice}")
+        raise DLAError(f"{source}: {name} must be {_describe(hint)}, got {value!r}{_advice(value, hint)}")
     return converted
+
+
+def _advice(value: Any, hint: Any) -> str:
+    """For a number's text refused where an integer is expected (``batch_size: 1e3``, a float), the integer
+    to write instead, when ``hint`` accepts it; nothing otherwise."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value) and float(value).is_integer():
+        integer = int(float(value))
+        if _conform(integer, hint) is not _MISMATCH:
+            return f" ({value} is a float: write the integer in digits, {integer})"
+    return ""
 
 
 _MISMATCH = object()
 UNIONS = (Union, types.UnionType)  # the origins of Union[X, Y] and of X | Y
+# YAML 1.2's core schema float (Sec. 10.3.2), less .inf and .nan: the decimal notations a user types.
+_DECIMAL = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
 
 def _conform(value: Any, hint: Any) -> Any:
@@ -257,6 +273,8 @@ def _conform(value: Any, hint: Any) -> Any:
         return _MISMATCH  # YAML's true/false are not numbers here
     if hint is float and isinstance(value, int):
         return float(value)
+    if hint is float and isinstance(value, str):
+        return float(value) if _DECIMAL.fullmatch(value) else _MISMATCH  # 1e-4: a number in YAML 1.2, text in 1.1
     return value if isinstance(value, hint) else _MISMATCH
 
 
@@ -280,14 +298,6 @@ def _suggestion(name: str) -> str:
         leaf = name.rsplit(".", 1)[-1]
         close = [k for k in keys if k.rsplit(".", 1)[-1] == leaf][:1]
     return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(keys)}"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def task_of(cfg: Config) -> Task:

@@ -35,7 +35,10 @@ model's, and the multiply-adds leave no room for the difference (``docs/dfanet.m
 figures are in ``models._paper``).
 
 Batch size 1: the FC attention has one value per channel to normalise in training; its BatchNorm then uses its
-running statistics (``layers.norm.PooledBatchNorm``).
+running statistics (``layers.norm.PooledBatchNorm``). The convolution maps need more than one position: the
+last backbone's ``enc4`` runs at stride ``2 ** (3 + num_backbones)`` (64 for DFANet's three), so a training
+batch of one image must be larger than that on a side (65x65 trains; 64x64 leaves that map 1x1 and BatchNorm
+raises: running statistics stand in for a pooled map's, not for a convolution map's).
 """
 
 import os

@@ -32,6 +32,10 @@ pooling to 1x1, 2x2, 3x3 and 6x6 bins, BN-ReLU-1x1 conv to 128 maps each, biline
 with the projection (1024 maps) and blended by BN-ReLU-3x3 conv to the context's 128 maps. The pooled maps
 are normalised by ``layers.norm.PooledBatchNorm`` (the 1x1 bin of a single image has one value per channel).
 
+Batch size 1: the convolution maps need more than one position each. DB4b, at 64x subsampling after the
+transitions' rounding down, keeps two from 93 pixels on a side (173 with ``split3``, the context then at
+128x), so a training batch of one image must be that large; a 92x92 image leaves DB4b 1x1 and BatchNorm raises.
+
 Frozen BatchNorm (Table 4): ``freeze_bn=True`` keeps all BatchNorm layers in inference mode, as the paper
 ("we freeze all BatchNorm layers and put them in inference mode during training"), with fixed running
 statistics and affine parameters that are not trained. The paper did so when fine-tuning a segmentation model
