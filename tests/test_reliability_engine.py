@@ -196,3 +196,10 @@ def test_a_bad_validation_label_is_found_before_training(tmp_path):
     with pytest.raises(DLAError, match=r"(?s)1 of the 2 samples of the 'val' split .*masks/val/1.png: label is 32x16"):
         train(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_crop_too_small_for_batchnorm_at_batch_1_is_named(tmp_path):
+    """DFANet B's third backbone works at stride 64: the 32x32 squares leave it one value per channel."""
+    cfg = config(tmp_path / "run", "model.name=dfanet_b", "data.batch_size=1")
+    with pytest.raises(DLAError, match="at 1 image\\(s\\) of 32x32 per step, .* raise data.crop_size"):
+        train(cfg, datasets=squares(2))

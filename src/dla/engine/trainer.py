@@ -261,11 +261,27 @@ def accumulate_gradients(
         with contextlib.nullcontext() if last or not isinstance(net, DistributedDataParallel) else net.no_sync():
             images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = net(images)
+                outputs = forward(net, images)
                 loss = weighted_loss(task, outputs, targets, meta, class_weights, optim.aux_weight) / len(micro_batches)
             scaler.scale(loss).backward()
         total += loss.detach()
     return total
+
+
+def forward(net: nn.Module, images: Tensor) -> Tensor | AuxOutput:
+    """The training forward pass; BatchNorm's refusal of one value per channel (a batch of one image whose
+    feature maps shrink to 1x1) becomes a DLAError that says which settings to raise."""
+    try:
+        return net(images)
+    except ValueError as e:
+        if "Expected more than 1 value per channel" not in str(e):
+            raise
+        size = "x".join(str(side) for side in images.shape[-2:])
+        raise DLAError(
+            f"at {images.shape[0]} image(s) of {size} per step, the model's feature maps shrink to one value per channel, "
+            "where BatchNorm cannot train; raise data.crop_size (the smallest sides per model are in docs/reliability.md) "
+            "or the images per step (data.batch_size / processes / optim.accumulate) to 2 or more"
+        ) from None
 
 
 def apply_gradients(
