@@ -18,7 +18,7 @@ from .engine.config import load_config
 from .engine.demo import run_demo
 from .engine.evaluate import evaluate_checkpoint
 from .engine.export import DEFAULT_SIZE, FORMATS, export_model
-from .engine.predict import predict_files
+from .engine.predict import DEFAULT_MAX_PIXELS, predict_files
 from .engine.trainer import train
 from .errors import DLAError
 from .inference import BACKENDS
@@ -106,6 +106,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
         args.device,
         args.top_k,
         backend=args.backend,
+        max_pixels=args.max_pixels,
+        recursive=args.recursive,
         **_inference_settings(args),
     )
     print(f"wrote {len(written)} files to {args.out}")
@@ -223,9 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     predict = commands.add_parser("predict", help="colour masks and overlays, boundary maps, or classes of images")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("images", nargs="+", help="image files, folders of images, or glob patterns ('*.png')")
     predict.add_argument("--checkpoint", required=True, help="a dla checkpoint, or an .onnx file dla export wrote from one")
-    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument(
+        "--out", required=True, help="output folder; outputs keep the images' paths relative to their common folder"
+    )
+    predict.add_argument("--recursive", action="store_true", help="a folder given: also the images of its subfolders")
+    predict.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"pixel budget of whole-image inference (default {DEFAULT_MAX_PIXELS}): a larger image runs in windows "
+        "(segmentation) or is refused (boundaries)",
+    )
     predict.add_argument("--probs", action="store_true", help="segmentation, boundaries: also write probabilities (.npy)")
     predict.add_argument("--top-k", type=int, default=5, help="classification: how many classes to list per image")
     _add_inference_options(predict)

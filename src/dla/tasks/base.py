@@ -7,9 +7,9 @@ a task is adding one module and one line to ``dla.tasks.TASKS`` (see CONTRIBUTIN
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from PIL import Image
@@ -20,7 +20,20 @@ from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 
 Scores = dict[str, Any]
-Pictures = Sequence[tuple[Path, Image.Image]]  # (the file it came from, the RGB image)
+
+
+class Picture(NamedTuple):
+    """One image to predict: ``path``, the file it came from (as the user named it); ``name``, where its outputs
+    go, relative to the output folder and without a suffix (``a/x`` for ``a/x_mask.png``; ``dla.engine.predict``
+    makes the names of a call distinct); ``image``, the RGB image."""
+
+    path: Path
+    name: Path
+    image: Image.Image
+
+
+# Iterated once, in order: ``dla predict`` reads each image when the task comes to it, so that memory holds one.
+Pictures = Iterable[Picture]
 
 
 class Task(ABC):
@@ -34,12 +47,17 @@ class Task(ABC):
     - ``keys``: the task-specific keys this task reads. A key that some task lists and this one does not is
       refused unless left at the schema's default, rather than silently ignored.
     - ``score``: the validation score that picks ``best.pt`` (higher is better).
+    - ``large_images``: what ``dla predict`` does with an image above its pixel budget (``--max-pixels``), decided
+      from the file's header before any image is predicted: ``"tile"`` runs it in windows (``eval.window``),
+      ``"resize"`` runs it as any other (the task resizes every image to the model's input), ``"refuse"``
+      refuses it (the task runs whole images only). The default refuses: whole-image memory grows with the image.
     """
 
     name: ClassVar[str]
     score: ClassVar[str]
     defaults: ClassVar[Mapping[str, Any]] = {}
     keys: ClassVar[tuple[str, ...]] = ()
+    large_images: ClassVar[Literal["tile", "resize", "refuse"]] = "refuse"
 
     def check(self, cfg: Config) -> list[str]:
         """Problems with this task's values in ``cfg`` (ranges, lengths), each a sentence naming the key."""
@@ -84,7 +102,9 @@ class Task(ABC):
     ) -> list[Path]:
         """Predict ``pictures`` with the ``cfg.eval`` settings and write the results into ``out``; the written paths.
 
-        ``probabilities`` (dense tasks): also write the probabilities; ``top_k`` (classification): classes listed.
+        A task writing files per image names them after ``Picture.name`` (under ``out``); one writing a file for all
+        keys it by ``Picture.path``. ``probabilities`` (dense tasks): also write the probabilities; ``top_k``
+        (classification): classes listed.
         """
 
     @abstractmethod

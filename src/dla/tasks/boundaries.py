@@ -199,6 +199,7 @@ class BoundaryTask(Task):
         "eval.tolerance": 0.0075,
     }
     keys = ("model.down_ratio", "data.rotation", "eval.thresholds", "eval.tolerance")
+    large_images = "refuse"  # whole images, as the BSDS benchmark scores them: no sliding window
 
     def check(self, cfg: Config) -> list[str]:
         thresholds, tolerance = required(cfg.eval.thresholds, "eval.thresholds"), required(cfg.eval.tolerance, "eval.tolerance")
@@ -241,10 +242,12 @@ class BoundaryTask(Task):
         probabilities: bool = False,
         top_k: int = 5,
     ) -> list[Path]:
-        """Write each image's boundary map, its thinned map and, with ``probabilities``, the probabilities."""
+        """Write each image's boundary map, its thinned map and, with ``probabilities``, the probabilities, as
+        ``out/<name>_boundaries.png`` ..."""
         written = []
-        for path, picture in pictures:
-            written += write_boundaries(out, path.stem, *predict_boundaries(model, picture, meta, device), probabilities)
+        for _, name, image in pictures:
+            maps = predict_boundaries(model, image, meta, device)
+            written += write_boundaries(out / name.parent, name.name, *maps, probabilities)
         return written
 
     def summary(self, scores: Scores) -> str:

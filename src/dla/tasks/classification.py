@@ -133,6 +133,7 @@ class ClassificationTask(Task):
         "data.resize": [256],
     }
     keys = ("data.ratio", "data.lighting", "data.resize", "eval.ten_crop")
+    large_images = "resize"  # every image is resized and cropped to the model's input by the eval transform
 
     def check(self, cfg: Config) -> list[str]:
         data, problems = cfg.data, []
@@ -199,11 +200,12 @@ class ClassificationTask(Task):
         probabilities: bool = False,
         top_k: int = 5,
     ) -> list[Path]:
-        """Write ``predictions.json``: each image's ``top_k`` classes and probabilities, through the run's eval transform."""
+        """Write ``predictions.json``: each image's ``top_k`` classes and probabilities, through the run's eval
+        transform, keyed by its path as the user named it (distinct for distinct files)."""
         transform = self.eval_transform(cfg, meta)
         ranked = {
-            str(path): top_classes(class_probabilities(model, transform(picture)[None].to(device))[0], meta.classes, top_k)
-            for path, picture in pictures
+            str(path): top_classes(class_probabilities(model, transform(image)[None].to(device))[0], meta.classes, top_k)
+            for path, _, image in pictures
         }
         out.mkdir(parents=True, exist_ok=True)
         (out / "predictions.json").write_text(json.dumps(ranked, indent=2) + "\n")

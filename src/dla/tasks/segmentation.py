@@ -296,6 +296,7 @@ class SegmentationTask(Task):
         "data.rotation": 10.0,
     }
     keys = ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
+    large_images = "tile"  # images above the budget of dla predict run in windows (eval.window)
 
     def check(self, cfg: Config) -> list[str]:
         problems = []
@@ -339,13 +340,16 @@ class SegmentationTask(Task):
         probabilities: bool = False,
         top_k: int = 5,
     ) -> list[Path]:
-        """Write each image's colour mask and overlay (and probabilities), with the run's test-time settings."""
+        """Write each image's colour mask and overlay (and probabilities) as ``out/<name>_mask.png`` ..., with the
+        run's test-time settings."""
         settings, written = cfg.eval, []
         window = pair(settings.window, "eval.window") if settings.window else None
         with evaluated_at(model, settings.output_stride):
-            for path, picture in pictures:
-                label, probs = predict(model, picture, meta, device, scales=settings.scales, flip=settings.flip, window=window)
-                written += save_prediction(out, path.stem, picture, label, probs if probabilities else None, meta=meta)
+            for _, name, image in pictures:
+                label, probs = predict(model, image, meta, device, scales=settings.scales, flip=settings.flip, window=window)
+                written += save_prediction(
+                    out / name.parent, name.name, image, label, probs if probabilities else None, meta=meta
+                )
         return written
 
     def summary(self, scores: Scores) -> str:
