@@ -196,11 +196,12 @@ def test_two_processes_train_as_one_and_only_rank_0_writes(tmp_path):
 
 
 def test_one_process_interrupted_by_sigterm_then_resumed_by_two(tmp_path):
-    """SIGTERM while one process loads iteration 3's images (its 9th sample, mid-epoch 2): it saves iteration 3;
+    """SIGTERM while one process loads iteration 3's images (its 10th sample read, after the channel check's and
+    2 x 4 for the first epoch; mid-epoch 2): it saves iteration 3;
     two processes finish the epoch and end where an uninterrupted run does."""
     train_set, val_set = squares()
     with pytest.raises(KeyboardInterrupt):
-        train(segmentation(tmp_path / "run", "optim.epochs=2"), datasets=(Tripwire(train_set, 0, 8, False), val_set))
+        train(segmentation(tmp_path / "run", "optim.epochs=2"), datasets=(Tripwire(train_set, 0, 9, False), val_set))
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["iteration"] == 3
     worker(training(tmp_path / "run", "optim.epochs=2", resume=True))
     train(segmentation(tmp_path / "straight", "optim.epochs=2"), datasets=squares())
@@ -238,9 +239,10 @@ def test_distributed_evaluation_gives_exactly_the_single_process_scores(tmp_path
 
 
 def test_sigterm_on_one_process_stops_both_after_the_same_iteration(tmp_path):
-    """Rank 1 alone receives SIGTERM while loading iteration 4's images (its 7th sample): both finish iteration 4,
+    """Rank 1 alone receives SIGTERM while loading iteration 4's images (its 8th sample read, after the channel
+    check's and 3 x 2 for iterations 1-3): both finish iteration 4,
     rank 0 saves it, and the run resumed by one process ends where an uninterrupted one does."""
-    trip = {"rank": 1, "after": 6, "crash": False}
+    trip = {"rank": 1, "after": 7, "crash": False}
     finished = worker(training(tmp_path / "run", "optim.epochs=3", trip=trip), expect_success=False)
     assert finished.returncode != 0 and "interrupted at iteration 4" in finished.stderr + finished.stdout
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["iteration"] == 4
