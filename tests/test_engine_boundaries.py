@@ -108,6 +108,9 @@ def test_train_eval_and_baseline(boundary_folder, tmp_path, capsys):
         == 0
     )
     assert Image.open(tmp_path / "p" / "0_boundaries.png").size == (72, 64)
+    with Image.open(tmp_path / "p" / "0_boundaries16.png") as fine:  # the probability in 16 bits
+        probability = np.load(tmp_path / "p" / "0_probs.npy").astype(np.float64)
+        assert np.abs(np.asarray(fine) / 65535 - probability).max() < 1e-3  # float16's precision
     assert Image.open(tmp_path / "p" / "0_thin.png").mode == "L" and np.load(tmp_path / "p" / "0_probs.npy").shape == (64, 72)
 
     baseline = tmp_path / "baseline.json"

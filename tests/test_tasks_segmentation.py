@@ -10,7 +10,7 @@ from torch import nn
 
 from dla.data.meta import DatasetMeta, default_palette
 from dla.errors import DLAError
-from dla.tasks import colorize, infer, overlay, predict, save_prediction, segmentation_loss
+from dla.tasks import class_index_image, colorize, infer, overlay, predict, save_prediction, segmentation_loss
 
 NUM_CLASSES = 4
 
@@ -211,15 +211,30 @@ def test_overlay_blends_classes_and_leaves_other_pixels():
         overlay(Image.new("RGB", (2, 3)), LABEL, PALETTE)
 
 
+def test_class_index_images_hold_the_indices_and_the_palette(tmp_path):
+    label = np.array([[0, 1, 255], [2, 0, 1]])
+    class_index_image(label, PALETTE).save(tmp_path / "mask.png")
+    with Image.open(tmp_path / "mask.png") as mask:
+        assert mask.mode == "P" and np.array_equal(np.asarray(mask), label)
+        assert mask.convert("RGB").getpixel((0, 1)) == PALETTE[2] and mask.convert("RGB").getpixel((2, 0)) == (0, 0, 0)
+    many = np.array([[0, 300], [1000, 65535]])  # beyond a byte: 16-bit values, no colours
+    class_index_image(many, default_palette(2)).save(tmp_path / "many.png")
+    with Image.open(tmp_path / "many.png") as mask:
+        assert np.array_equal(np.asarray(mask).astype(np.int64), many)
+    with pytest.raises(DLAError, match="within 0..65535"):
+        class_index_image(np.array([[-1]]), PALETTE)
+
+
 def test_save_prediction_writes_mask_overlay_and_probabilities(tmp_path):
     meta = rgb_meta()
     image = stripes()
     label, probabilities = predict(ChannelModel(), image, meta)
     paths = save_prediction(tmp_path / "out", "frame", image, label, probabilities, meta=meta)
     assert [p.name for p in paths] == ["frame_mask.png", "frame_overlay.png", "frame_probs.npy"]
-    with Image.open(paths[0]) as mask:
-        assert mask.size == (6, 4)
-        assert mask.getpixel((4, 0)) == meta.palette[2]
+    with Image.open(paths[0]) as mask:  # class indices as pixel values, the palette embedded
+        assert mask.size == (6, 4) and mask.mode == "P"
+        assert np.array_equal(np.asarray(mask), label)
+        assert mask.convert("RGB").getpixel((4, 0)) == meta.palette[2]
     with Image.open(paths[1]) as blended:
         assert blended.size == (6, 4) and blended.mode == "RGB"
     saved = np.load(paths[2])

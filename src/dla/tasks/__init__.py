@@ -10,7 +10,7 @@ from .boundaries import BoundaryTask, boundary_loss, draw_pr_curve, evaluate_bou
 from .classification import ClassificationTask, classification_loss, evaluate_classification, format_scores, top_classes
 from .curves import plot_curves
 from .segmentation import SegmentationTask, evaluate_segmentation, infer, predict, save_prediction, segmentation_loss
-from .visualize import colorize, draw_confusion_matrix, overlay
+from .visualize import class_index_image, colorize, draw_confusion_matrix, overlay
 
 TASKS: dict[str, Task] = {task.name: task for task in (SegmentationTask(), ClassificationTask(), BoundaryTask())}
 
@@ -31,6 +31,7 @@ __all__ = [
     "Task",
     "boundary_loss",
     "classification_loss",
+    "class_index_image",
     "colorize",
     "draw_confusion_matrix",
     "draw_pr_curve",

@@ -168,17 +168,25 @@ _COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 
 def write_boundaries(
     out: Path, stem: str, probability: np.ndarray, thinned: np.ndarray, probabilities: bool = False
 ) -> list[Path]:
-    """Write ``<stem>_boundaries.png`` (the probability, white on black), ``<stem>_thin.png`` (thinned) and, with
-    ``probabilities``, the float16 probabilities (``<stem>_probs.npy``); the written paths."""
+    """Write ``<stem>_boundaries.png`` (the probability, white on black, 8-bit), ``<stem>_boundaries16.png`` (the
+    same in 16 bits, ``value / 65535`` is the probability, for programs that threshold it finely, as the BSDS
+    benchmark does), ``<stem>_thin.png`` (thinned, 8-bit) and, with ``probabilities``, the float16 probabilities
+    (``<stem>_probs.npy``); the written paths."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix, values in (("boundaries", probability), ("thin", thinned)):
+    for suffix, values, depth in (("boundaries", probability, 8), ("boundaries16", probability, 16), ("thin", thinned, 8)):
         written.append(out / f"{stem}_{suffix}.png")
-        Image.fromarray(np.round(255 * values).astype(np.uint8)).save(written[-1])
+        grey_image(values, depth).save(written[-1])
     if probabilities:
         written.append(out / f"{stem}_probs.npy")
         np.save(written[-1], probability.astype(np.float16))
     return written
+
+
+def grey_image(values: np.ndarray, depth: int) -> Image.Image:
+    """``H x W`` values in [0, 1] as a grey image of ``depth`` bits (8: ``L``; 16: ``I;16``), rounded to its levels."""
+    levels = np.round((2**depth - 1) * np.clip(values, 0.0, 1.0))
+    return Image.fromarray(levels.astype(np.uint16 if depth == 16 else np.uint8))  # I;16 or L
 
 
 class BoundaryTask(Task):

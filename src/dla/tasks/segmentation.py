@@ -34,7 +34,7 @@ from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..models import create_model
 from .base import Pictures, Scores, Task
 from .curves import plot_curves
-from .visualize import as_rgb_image, colorize, draw_confusion_matrix, overlay
+from .visualize import as_rgb_image, class_index_image, colorize, draw_confusion_matrix, overlay
 
 __all__ = [
     "SegmentationTask",
@@ -231,14 +231,15 @@ def save_prediction(
     *,
     meta: DatasetMeta,
 ) -> list[Path]:
-    """Write ``<stem>_mask.png`` (the label in ``meta``'s colours), ``<stem>_overlay.png`` (mask blended over the
-    image) and, given ``probabilities`` (``C x H x W``), ``<stem>_probs.npy`` in float16 (half the disk, ample
-    precision for probabilities). Creates ``out_dir``; returns the written paths in that order.
+    """Write ``<stem>_mask.png`` (the class indices as pixel values, with ``meta``'s colours embedded as its palette:
+    ``class_index_image``), ``<stem>_overlay.png`` (mask blended over the image) and, given ``probabilities``
+    (``C x H x W``), ``<stem>_probs.npy`` in float16 (half the disk, ample precision for probabilities). Creates
+    ``out_dir``; returns the written paths in that order.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / f"{stem}_mask.png", out / f"{stem}_overlay.png"]
-    colorize(label, meta.palette, meta.ignore_index).save(written[0])
+    class_index_image(label, meta.palette, meta.ignore_index).save(written[0])
     overlay(image, label, meta.palette, ignore_index=meta.ignore_index).save(written[1])
     if probabilities is not None:
         if isinstance(probabilities, Tensor):

@@ -37,6 +37,25 @@ def colorize(label: np.ndarray, palette: Palette, ignore_index: int = IGNORE_IND
     return Image.fromarray(_palette_lookup(label, palette, ignore_index)[0])
 
 
+def class_index_image(label: np.ndarray, palette: Palette, ignore_index: int = IGNORE_INDEX) -> Image.Image:
+    """``label`` (``H x W`` class indices, or ``ignore_index``) as an image whose pixel values are the class indices,
+    for programs and eyes alike: palette mode (``P``) with ``palette`` embedded when every value fits a byte (the
+    ignored value, 255 usually, shows black), 16-bit grey (``I;16``, values only) beyond 256 classes. Saved as PNG,
+    ``np.asarray(Image.open(path))`` gives the class indices back."""
+    values = np.asarray(label)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise DLAError(f"class indices must be within 0..65535 to be written as an image, got {values.min()}..{values.max()}")
+    if values.size == 0 or values.max() <= 255:
+        image = Image.fromarray(values.astype(np.uint8), mode="P")
+        colours = [0, 0, 0] * 256
+        for index, colour in enumerate(palette[:256]):
+            if index != ignore_index:
+                colours[3 * index : 3 * index + 3] = list(colour)
+        image.putpalette(colours)
+        return image
+    return Image.fromarray(values.astype(np.uint16))  # I;16
+
+
 def overlay(
     image: Image.Image | np.ndarray, label: np.ndarray, palette: Palette, alpha: float = 0.5, ignore_index: int = IGNORE_INDEX
 ) -> Image.Image:
