@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from dla.config import Config
 from dla.data.meta import DatasetMeta, default_palette
 from dla.engine.config import load_config
-from dla.models import register_model
+from dla.models import PretrainedCfg, register_model
 
 # What every quick test run shares: no loader processes, no TensorBoard, a log record and an evaluation per epoch.
 QUICK = ("data.workers=0", "eval.every_epochs=1", "log.every_iterations=1", "log.tensorboard=false")
@@ -27,7 +27,9 @@ def engine_train_tiny(
     num_classes: int = 3, in_chans: int = 3, down_ratio: int = 2, pretrained_backbone=None, **kwargs
 ) -> nn.Module:
     """A stand-in segmentation model: conv-BN-ReLU then a 1x1 classifier, logits at the input resolution."""
-    return nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
+    model = nn.Sequential(nn.Conv2d(in_chans, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
+    model.pretrained_cfg = PretrainedCfg(first_conv="0", classifier="3", paper_name="a stand-in")  # pretrained= works
+    return model
 
 
 @register_model

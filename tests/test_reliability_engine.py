@@ -159,7 +159,8 @@ def test_a_checkpoint_that_does_not_fit_its_model_is_a_clear_error(tmp_path, tra
     del state["model"]["3.bias"]
     broken = tmp_path / "broken.pt"
     save_checkpoint(broken, state)
-    fit = rf"{broken} does not fit Sequential: 1 missing keys \(3.bias\); 1 unexpected keys \(extra.bias\); 1 shape mismatches"
+    fit = rf"{broken} does not fit Sequential \(a stand-in\): 1 missing keys \(3.bias\); 1 unexpected keys \(extra.bias\); "
+    fit += "1 shape mismatches"
     with pytest.raises(DLAError, match=fit):
         model_from_checkpoint(broken)
     out = tmp_path / "run"

@@ -243,10 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_options(predict)
     predict.set_defaults(func=cmd_predict)
 
-    export = commands.add_parser("export", help="export a checkpoint or a model to ONNX, checked by dla eval model.onnx")
+    export = commands.add_parser("export", help="a checkpoint or a model to ONNX, or a checkpoint to a folder to share (hub)")
     export.add_argument("source", metavar="CHECKPOINT_OR_MODEL", help="a dla checkpoint file, or a model name (dla models)")
     export.add_argument("--format", choices=FORMATS, default="onnx")
-    export.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
+    export.add_argument("--out", required=True, help="the file (onnx: model.onnx) or folder (hub) to write")
     export.add_argument("--size", type=int, nargs=2, default=DEFAULT_SIZE, metavar=("H", "W"), help="example size traced")
     export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     export.add_argument("--num-classes", type=int, help="model name only: its number of classes")

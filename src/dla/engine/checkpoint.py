@@ -24,6 +24,7 @@ loading a checkpoint never runs code from the file.
 """
 
 import errno
+import json
 import os
 import pickle
 import random
@@ -46,6 +47,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 REQUIRED_KEYS = ("model", "model_name", "model_kwargs", "task", "dataset_meta")
 TEMPORARY_SUFFIX = ".tmp"  # of the file a checkpoint is written to before it is renamed
+HUB_WEIGHTS, HUB_CONFIG = "model.safetensors", "config.json"  # a shared folder (dla export --format hub)
 
 
 def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
@@ -92,8 +94,13 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     other than tensors and plain values is refused, never loaded with ``weights_only=False``.
     """
     file = Path(path)
+    if file.is_dir() and (file / HUB_CONFIG).is_file():
+        return load_shared_folder(file)
     if file.is_dir():
-        raise DLAError(f"{path} is a folder, not a checkpoint file; give the .pt file (e.g. {file / 'checkpoints' / 'best.pt'})")
+        raise DLAError(
+            f"{path} is a folder, not a checkpoint file; give the .pt file (e.g. {file / 'checkpoints' / 'best.pt'}) "
+            "or a folder written by dla export --format hub"
+        )
     if not file.is_file():
         raise DLAError(f"checkpoint {path} not found")
     kind = _file_kind(file)
@@ -106,6 +113,28 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     except Exception as e:  # truncated files, other formats
         raise DLAError(f"cannot read checkpoint {path}: {e or type(e).__name__} (a truncated or corrupt file?)") from None
     return check_checkpoint(checkpoint, str(path))
+
+
+def load_shared_folder(folder: Path) -> dict[str, Any]:
+    """A folder written by ``dla export --format hub`` (``config.json``, ``model.safetensors``) as a checkpoint
+    dict (without optimizer state: it evaluates and predicts, it does not resume)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        card = json.loads((folder / HUB_CONFIG).read_text())
+    except ValueError as e:
+        raise DLAError(f"{folder / HUB_CONFIG} is not valid JSON ({e})") from None
+    if not isinstance(card, dict) or card.get("format") != "dla":
+        raise DLAError(f"{folder / HUB_CONFIG} was not written by dla export --format hub (no format: dla)")
+    if not (folder / HUB_WEIGHTS).is_file():
+        raise DLAError(f"{folder} has no {HUB_WEIGHTS}; the folder is incomplete")
+    try:
+        weights = load_file(folder / HUB_WEIGHTS)
+    except (SafetensorError, OSError) as e:
+        raise DLAError(f"cannot read {folder / HUB_WEIGHTS}: {e} (a truncated or corrupt file?)") from None
+    fields = {key: card[key] for key in (*REQUIRED_KEYS[1:], "config", "iteration") if key in card}
+    return check_checkpoint({"model": weights, **fields}, str(folder))
 
 
 def check_checkpoint(checkpoint: Any, name: str = "checkpoint") -> dict[str, Any]:

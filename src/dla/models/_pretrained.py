@@ -65,7 +65,8 @@ def get_pretrained_cfg(model: nn.Module) -> PretrainedCfg:
 def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:
     """Load weights into ``model`` in place.
 
-    ``source`` is ``True`` (the model's ``pretrained_cfg.url``, its hash checked), a local path, or a URL
+    ``source`` is ``True`` (the model's ``pretrained_cfg.url``, its hash checked), a local path (``.pth``/``.pt``
+    read with ``weights_only=True``, or ``.safetensors``), a folder written by ``dla export --format hub``, or a URL
     (``file://`` works; a ``-<hex>`` hash in the file name is checked as torch.hub does). ``module.``
     prefixes (DataParallel) are stripped, and a checkpoint of this project (``{"model": state_dict}``) is
     unwrapped. When the class count differs the classifier is left freshly initialised; when the model
@@ -79,6 +80,10 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
         path = download(cfg.url, cfg.hash_prefix)
     elif isinstance(source, str) and os.path.isfile(source):
         path = source
+    elif isinstance(source, str) and os.path.isdir(source):  # a folder written by dla export --format hub
+        path = os.path.join(source, "model.safetensors")
+        if not os.path.isfile(path):
+            raise DLAError(f"pretrained={source!r} is a folder without model.safetensors (dla export --format hub writes one)")
     elif isinstance(source, str) and "://" in source:
         path = download(source, _hash_from_name(source))
     else:
@@ -118,6 +123,8 @@ def _hash_from_name(url: str) -> str | None:
 
 
 def _read_state_dict(path: str) -> dict[str, Tensor]:
+    if path.endswith(".safetensors"):
+        return _read_safetensors(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, wrong format, or a pickle that is not weights only
@@ -132,6 +139,16 @@ def _read_state_dict(path: str) -> dict[str, Tensor]:
     if not isinstance(checkpoint, dict) or not all(isinstance(v, Tensor) for v in checkpoint.values()):
         raise DLAError(f"{path}: expected a state dict (names to tensors), found {type(checkpoint).__name__}")
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
+
+
+def _read_safetensors(path: str) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise DLAError(f"{path}: not a readable safetensors file ({e}); it may be truncated: fetch it again") from None
 
 
 def adapt_input_conv(weight: Tensor, in_chans: int) -> Tensor:
