@@ -40,7 +40,7 @@ from torch import nn
 from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
-from ..models import create_model, load_state_dict_checked
+from ..models import create_model, load_state_dict_checked, read_state_dict
 from .config import config_from_dict
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -118,9 +118,6 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
 def load_shared_folder(folder: Path) -> dict[str, Any]:
     """A folder written by ``dla export --format hub`` (``config.json``, ``model.safetensors``) as a checkpoint
     dict (without optimizer state: it evaluates and predicts, it does not resume)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         card = json.loads((folder / HUB_CONFIG).read_text())
     except ValueError as e:
@@ -129,10 +126,7 @@ def load_shared_folder(folder: Path) -> dict[str, Any]:
         raise DLAError(f"{folder / HUB_CONFIG} was not written by dla export --format hub (no format: dla)")
     if not (folder / HUB_WEIGHTS).is_file():
         raise DLAError(f"{folder} has no {HUB_WEIGHTS}; the folder is incomplete")
-    try:
-        weights = load_file(folder / HUB_WEIGHTS)
-    except (SafetensorError, OSError) as e:
-        raise DLAError(f"cannot read {folder / HUB_WEIGHTS}: {e} (a truncated or corrupt file?)") from None
+    weights = read_state_dict(str(folder / HUB_WEIGHTS))
     fields = {key: card[key] for key in (*REQUIRED_KEYS[1:], "config", "iteration") if key in card}
     return check_checkpoint({"model": weights, **fields}, str(folder))
 

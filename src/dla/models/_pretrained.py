@@ -88,7 +88,7 @@ def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]
         path = download(source, _hash_from_name(source))
     else:
         raise DLAError(f"pretrained={source!r} is neither True, an existing file, nor a URL")
-    state_dict = _read_state_dict(path)
+    state_dict = read_state_dict(path)
     filter_checkpoint = getattr(model, "filter_checkpoint", None)
     if filter_checkpoint is not None:  # a family's own renaming of published keys (torchvision's DenseNet)
         state_dict = filter_checkpoint(state_dict)
@@ -122,7 +122,10 @@ def _hash_from_name(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_state_dict(path: str) -> dict[str, Tensor]:
+def read_state_dict(path: str) -> dict[str, Tensor]:
+    """The state dict in a weights file: ``.safetensors``, or a ``.pth``/``.pt`` read with ``weights_only=True``
+    (a plain state dict, or a checkpoint's ``model`` / ``state_dict``; ``module.`` prefixes stripped). A DLAError
+    naming the file when it cannot be read."""
     if path.endswith(".safetensors"):
         return _read_safetensors(path)
     try:
