@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from ..config import Config
-from ..data.base import IMAGE_EXTENSIONS, list_images, load_image
+from ..data.base import IMAGE_EXTENSIONS, image_header, list_images, load_image
 from ..errors import DLAError
 from ..tasks.base import Picture, Task
 from .config import task_of, with_eval_settings
@@ -95,10 +94,11 @@ def predict_files(
 
     ``images`` are files, folders (with ``recursive``, their subfolders too) or glob patterns; outputs keep each
     image's path relative to the inputs' common folder, and an image above ``max_pixels`` is tiled, resized or
-    refused by its task (the module's docstring says how). Segmentation writes ``<name>_mask.png`` in the dataset's
-    palette, ``<name>_overlay.png`` and, with ``probabilities``, ``<name>_probs.npy`` (float16, ``C x H x W``) for
-    each image. Boundaries write ``<name>_boundaries.png`` and ``<name>_thin.png`` (the probability, and thinned, as
-    grey levels) and, with ``probabilities``, ``<name>_probs.npy`` (float16 ``H x W``). Classification writes one
+    refused by its task (the module's docstring says how). Segmentation writes ``<name>_mask.png`` (class
+    indices, the dataset's palette embedded), ``<name>_overlay.png`` and, with ``probabilities``,
+    ``<name>_probs.npy`` (float16, ``C x H x W``) for each image. Boundaries write ``<name>_boundaries.png``,
+    ``<name>_boundaries16.png`` and ``<name>_thin.png`` (the probability in 8 and 16 bits, and thinned, as grey
+    levels) and, with ``probabilities``, ``<name>_probs.npy`` (float16 ``H x W``). Classification writes one
     ``predictions.json``: for each image path, as named, its ``top_k`` classes with their probabilities, best
     first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window``, ``output_stride`` for
     segmentation; ``ten_crop`` for classification). Input errors are raised before the model runs on any image.
@@ -108,7 +108,7 @@ def predict_files(
         raise DLAError(f"--max-pixels is the pixel budget of whole-image inference, a positive number; got {max_pixels}")
     out = output_folder(out_dir)
     files = find_images(images, recursive)
-    jobs = [_Job(path, name, image_size(path)) for (path, _), name in zip(files, output_names(files), strict=True)]
+    jobs = [_Job(path, name, image_header(path)) for (path, _), name in zip(files, output_names(files), strict=True)]
     target = select_device(device)
     model, meta, cfg = load_for_inference(checkpoint, backend, settings, target)
     task = task_of(cfg)
@@ -159,7 +159,7 @@ def output_folder(out_dir: str | os.PathLike[str]) -> Path:
 def find_images(arguments: Sequence[str | os.PathLike[str]], recursive: bool = False) -> list[tuple[Path, Path]]:
     """The image files ``arguments`` name (files, folders, glob patterns), in order and each once, with the folder
     its output name is relative to: a file's own folder, or the folder given. An empty folder and a pattern that
-    matches nothing are refused; a missing file is left to ``image_size``, which names it."""
+    matches nothing are refused; a missing file is left to ``image_header``, which names it."""
     found: dict[Path, tuple[Path, Path]] = {}
     for named_as in arguments:
         argument = os.fspath(named_as)
@@ -218,17 +218,6 @@ def _clashing(names: list[Path], full: list[Path]) -> list[int]:
     """The indices of the names that another name equals (ignoring case) and that can still keep their extension."""
     counts = Counter(str(name).casefold() for name in names)
     return [i for i, name in enumerate(names) if counts[str(name).casefold()] > 1 and name != full[i]]
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` from the file's header, before its pixels are decoded. A file that PIL cannot open (missing,
-    not an image) goes to ``load_image``, whose error names it and says why."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:
-        load_image(path)  # raises the DLAError
-        raise
 
 
 def window_for(max_pixels: int) -> tuple[int, int]:
