@@ -92,4 +92,5 @@ def main_raising(argv: list[str]) -> None:
     """``dla ARGV`` through its functions, so that a DLAError reaches the test."""
     from dla.cli import build_parser
 
-    build_parser().parse_args(argv).func(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    args.func(args)
