@@ -78,7 +78,7 @@ def test_unknown_key_in_override_suggests():
         ("optim.schedule=cosine", "one of 'step', 'poly'"),
         ("model.down_ratio=3", "one of 2, 4, 8, 16"),
         ("eval.scales=1.0", "eval.scales must be a list of numbers"),
-        ("optim.class_weights=[1, a]", "a list of numbers or null"),
+        ("optim.class_weights=[1, a]", "a list of numbers or one of 'median_freq', 'inverse_log' or null"),
         ("model=dla34up", "model must be a mapping"),
         ("data.crop_size=[32]", r"data.crop_size must be \[height, width\]"),
         ("data.batch_size=0", "data.batch_size must be at least 1"),

@@ -19,12 +19,12 @@ def config(out_dir, *overrides):
 
 
 def test_auxiliary_logits_weigh_aux_weight():
-    task, meta = SegmentationTask(), squares()[0].meta
+    criterion = SegmentationTask().criterion(load_config(None), squares()[0].meta, None)
     target = torch.randint(0, 3, (1, 8, 8))
     main, aux = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
-    expected = 0.7 * task.loss(main, target, meta, None) + 0.3 * task.loss(aux, target, meta, None)
-    assert torch.allclose(weighted_loss(task, AuxOutput(main, aux), target, meta, None, 0.3), expected)
-    assert torch.equal(weighted_loss(task, main, target, meta, None, 0.3), task.loss(main, target, meta, None))
+    expected = 0.7 * criterion(main, target) + 0.3 * criterion(aux, target)
+    assert torch.allclose(weighted_loss(criterion, AuxOutput(main, aux), target, 0.3), expected)
+    assert torch.equal(weighted_loss(criterion, main, target, 0.3), criterion(main, target))
 
 
 def test_adam_and_a_fifth_of_the_lr_for_the_pretrained_densenet():

@@ -61,7 +61,10 @@ class OptimConfig:
     power: float = 0.9  # poly: lr * (1 - iteration / total) ** power
     epochs: int = 1000
     max_iterations: int | None = None  # stop (and end the schedules) after this many iterations
-    class_weights: list[float] | None = None  # one loss weight per class (boundaries: [1.0, 10.0])
+    # named losses summed with weights, [{name: ce, weight: 1.0}, {name: lovasz, weight: 0.5}] (dla.losses); null: the task's
+    loss: list[dict[str, Any]] | None = None
+    # one loss weight per class (boundaries: [1.0, 10.0]), or computed from the training labels: median_freq, inverse_log
+    class_weights: list[float] | Literal["median_freq", "inverse_log"] | None = None
     backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
     aux_weight: float = 0.3  # a model's auxiliary logits weigh this in the loss, its main ones 1 - this (Ladder: 0.3)
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA

@@ -31,6 +31,7 @@ from .folder import FolderDataset
 from .imagefolder import ImageFolder
 from .listfile import ListFileDataset
 from .meta import DatasetMeta, default_palette
+from .statistics import LabelCounts, count_labels
 from .synthetic import SYNTHETIC_META, SyntheticShapes, generate_shapes
 from .transforms import (
     CenterCrop,
@@ -108,6 +109,7 @@ __all__ = [
     "CITYSCAPES_META",
     "DATASETS",
     "IMAGE_EXTENSIONS",
+    "LabelCounts",
     "SYNTHETIC_META",
     "VOC_META",
     "BSDS500",
@@ -144,6 +146,7 @@ __all__ = [
     "VOCSegmentation",
     "boundaries_from_segmentation",
     "build_dataset",
+    "count_labels",
     "classification_eval_transforms",
     "classification_train_transforms",
     "consensus_label",

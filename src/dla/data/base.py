@@ -185,6 +185,11 @@ def check_sample(image: Image.Image, label: np.ndarray, meta: DatasetMeta, image
     """Raise :class:`DLAError` when ``label`` is not the image's size or holds values that are not classes."""
     height, width = label.shape
     require_same_size((width, height), image.size, label_path, image_path)
+    check_label_values(label, meta, label_path)
+
+
+def check_label_values(label: np.ndarray, meta: DatasetMeta, label_path: PathLike) -> None:
+    """Raise :class:`DLAError` when ``label`` holds values that are neither classes nor the ignore value."""
     bad = ((label < 0) | (label >= meta.num_classes)) & (label != meta.ignore_index)
     if bad.any():
         values = np.unique(label[bad])
@@ -391,6 +396,14 @@ class SegmentationDataset(TaskDataset):
         label = self.decode_label(load_label(label_path), label_path)
         check_sample(image, label, self.meta, image_path, label_path)
         return image, label
+
+    def read_label(self, index: int) -> np.ndarray:
+        """The label of sample ``index`` alone, untransformed, its image not read (what class statistics count):
+        ``int64 (H, W)`` class indices and ``meta.ignore_index``, the values checked."""
+        label_path = self.files[index][1]
+        label = self.decode_label(load_label(label_path), label_path)
+        check_label_values(label, self.meta, label_path)
+        return label
 
     def __getitem__(self, index: int):
         image, label = self.read(index)

@@ -125,16 +125,22 @@ class BoundaryDataset(SegmentationDataset):
     def read(self, index: int) -> Sample:
         """Sample ``index`` untransformed: ``(RGB PIL image, int64 (H, W) consensus label)``."""
         image, maps = self.read_annotated(index)
-        return image, consensus_label(maps, self.min_annotators, self.ignore_uncertain, self.meta.ignore_index)
+        return image, self.consensus(maps)
+
+    def read_label(self, index: int) -> np.ndarray:
+        """The consensus label of sample ``index`` from its annotations alone, the image not read."""
+        return self.consensus([m != 0 for m in self._annotations(self.files[index][1])])
+
+    def consensus(self, maps: Sequence[np.ndarray]) -> np.ndarray:
+        """The training label of one image's boolean annotator maps (``consensus_label`` with this split's rule)."""
+        return consensus_label(maps, self.min_annotators, self.ignore_uncertain, self.meta.ignore_index)
 
     def read_annotated(self, index: int) -> tuple[Image.Image, list[np.ndarray]]:
         """Sample ``index`` untransformed with every annotator's ``bool (H, W)`` map, each checked to be the
         image's size: what the benchmark scores (one read of the image and of its annotations)."""
         image_path, label_path = self.files[index]
         image = load_image(image_path)
-        maps = self.load_annotations(label_path)
-        if not maps:
-            raise DLAError(f"{label_path}: holds no annotations")
+        maps = self._annotations(label_path)
         width, height = image.size
         for k, boundary_map in enumerate(maps, 1):
             if boundary_map.shape != (height, width):
@@ -144,6 +150,12 @@ class BoundaryDataset(SegmentationDataset):
                     f"{width}x{height} (width x height); they must be the same size"
                 )
         return image, [m != 0 for m in maps]
+
+    def _annotations(self, label_path: Path) -> list[np.ndarray]:
+        maps = self.load_annotations(label_path)
+        if not maps:
+            raise DLAError(f"{label_path}: holds no annotations")
+        return maps
 
 
 class BoundaryFolder(BoundaryDataset):

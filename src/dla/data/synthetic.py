@@ -205,3 +205,7 @@ class SyntheticShapes(SegmentationDataset):
         rng = np.random.Generator(np.random.PCG64([self.seed, _SPLIT_STREAMS[self.split], index]))
         image, label = generate_shapes(rng, self.height, self.width, self.max_shapes)
         return Image.fromarray(image), label
+
+    def read_label(self, index: int) -> np.ndarray:
+        """The label of sample ``index`` (generated with its image: the two come from one random stream)."""
+        return self.read(index)[1]

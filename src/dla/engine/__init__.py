@@ -8,6 +8,7 @@
   ``runtime``: device, seeds, mixed precision.
 - ``schedules``: per-iteration ``poly`` and ``step`` learning-rate schedules.
 - ``rundir``: the run directory layout and ``MetricsLogger`` (JSONL, CSV, TensorBoard); ``results``: score files.
+- ``class_weights``: a run's class weights, listed or computed once from the training labels and kept in the run.
 
 What differs between tasks is not here but in ``dla.tasks`` (the ``Task`` contract).
 """

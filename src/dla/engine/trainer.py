@@ -45,8 +45,9 @@ from ..distributed import Processes
 from ..errors import DLAError
 from ..layers import convert_sync_batchnorm
 from ..models import AuxOutput
-from ..tasks import Task, plot_curves
+from ..tasks import Criterion, Task, plot_curves
 from .checkpoint import load_checkpoint, load_weights, rng_state, run_config, save_checkpoint, set_rng_state
+from .class_weights import describe_weighting, run_class_weights
 from .config import check_resumable, task_of
 from .datasets import build_datasets
 from .optimizer import build_optimizer, learning_rate, parameter_groups
@@ -116,7 +117,10 @@ def _train(
     scheduler = build_scheduler(optimizer, cfg, iterations_per_epoch)
     amp_dtype = autocast_dtype(optim.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    class_weights = loss_weights(optim.class_weights, meta, device)
+    # Class weights as listed, or computed once from the training labels (optim.class_weights: median_freq,
+    # inverse_log) and kept in the run: a resumed run reads them back from its checkpoint.
+    class_weights, weighting = run_class_weights(optim.class_weights, train_set, checkpoint)
+    criterion = task.criterion(cfg, meta, loss_weights(class_weights, meta, device))
 
     # Where the run stands: at the start, or where the checkpoint left it (with any number of processes).
     iteration, best_score = 0, -1.0
@@ -162,6 +166,8 @@ def _train(
             "best_score": best_score,
             "code_version": version,
         }
+        if weighting is not None:
+            state["class_weights"] = weighting
         if scaler.is_enabled():
             state["scaler"] = scaler.state_dict()
         save_checkpoint(path, state)
@@ -172,6 +178,9 @@ def _train(
     if processes.main:
         run.create(cfg)
         logger = MetricsLogger(run.root, cfg.log.tensorboard, start_iteration=iteration)
+        if weighting is not None:
+            write_json(run.root / "class_weights.json", weighting)
+            print(f"dla: {describe_weighting(weighting)}")
         print(
             f"dla: training {cfg.model.name} on {meta.name} ({len(train_set)} training images, {meta.num_classes} classes) "
             f"on {device}: {iterations_per_epoch} iterations per epoch, {total} in all, from iteration {iteration}; "
@@ -194,7 +203,7 @@ def _train(
             with signals.deferred():
                 for micro_batches in groups_of(loader, optim.accumulate):
                     optimizer.zero_grad(set_to_none=True)
-                    loss = accumulate_gradients(net, micro_batches, task, meta, class_weights, optim, amp_dtype, scaler, device)
+                    loss = accumulate_gradients(net, micro_batches, criterion, optim, amp_dtype, scaler, device)
                     loss_value, stopping = agree(loss, signals.requested, processes)
                     if not math.isfinite(loss_value):
                         raise non_finite_error(f"the loss is {loss_value} at iteration {iteration + 1} (epoch {epoch + 1})", run)
@@ -244,9 +253,7 @@ def _train(
 def accumulate_gradients(
     net: nn.Module,
     micro_batches: Sequence[tuple[Tensor, Tensor]],
-    task: Task,
-    meta: DatasetMeta,
-    class_weights: Tensor | None,
+    criterion: Criterion,
     optim: OptimConfig,
     amp_dtype: torch.dtype | None,
     scaler: torch.amp.GradScaler,
@@ -262,7 +269,7 @@ def accumulate_gradients(
             images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 outputs = forward(net, images)
-                loss = weighted_loss(task, outputs, targets, meta, class_weights, optim.aux_weight) / len(micro_batches)
+                loss = weighted_loss(criterion, outputs, targets, optim.aux_weight) / len(micro_batches)
             scaler.scale(loss).backward()
         total += loss.detach()
     return total
@@ -303,15 +310,12 @@ def agree(loss: Tensor, stop: bool, processes: Processes) -> tuple[float, bool]:
     return values[0].item() / processes.world_size, values[1].item() > 0
 
 
-def weighted_loss(
-    task: Task, outputs: Tensor | AuxOutput, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None, aux_weight: float
-) -> Tensor:
-    """The task's loss of the model's outputs; an ``AuxOutput`` (Ladder DenseNet's context-layer logits beside the
-    main ones) is scored ``(1 - aux_weight) x main + aux_weight x auxiliary``."""
+def weighted_loss(criterion: Criterion, outputs: Tensor | AuxOutput, targets: Tensor, aux_weight: float) -> Tensor:
+    """The task's loss (``criterion``) of the model's outputs; an ``AuxOutput`` (Ladder DenseNet's context-layer
+    logits beside the main ones) is scored ``(1 - aux_weight) x main + aux_weight x auxiliary``."""
     if isinstance(outputs, AuxOutput):
-        main = task.loss(outputs.logits, targets, meta, class_weights)
-        return (1 - aux_weight) * main + aux_weight * task.loss(outputs.aux_logits, targets, meta, class_weights)
-    return task.loss(outputs, targets, meta, class_weights)
+        return (1 - aux_weight) * criterion(outputs.logits, targets) + aux_weight * criterion(outputs.aux_logits, targets)
+    return criterion(outputs, targets)
 
 
 # --- the set-up of `train`, in the order it takes it --------------------------------------------------------

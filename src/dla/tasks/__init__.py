@@ -5,7 +5,7 @@ test-time inference, prediction output and pictures, and implementing the engine
 """
 
 from ..errors import DLAError
-from .base import Task
+from .base import Criterion, Task
 from .boundaries import BoundaryTask, boundary_loss, draw_pr_curve, evaluate_boundaries, gradient_magnitude
 from .classification import ClassificationTask, classification_loss, evaluate_classification, format_scores, top_classes
 from .curves import plot_curves
@@ -26,6 +26,7 @@ def get_task(name: str) -> Task:
 __all__ = [
     "TASKS",
     "BoundaryTask",
+    "Criterion",
     "ClassificationTask",
     "SegmentationTask",
     "Task",

@@ -21,6 +21,7 @@ from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 
 Scores = dict[str, Any]
+Criterion = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> the scalar loss of a batch
 
 
 class Output(NamedTuple):
@@ -76,8 +77,9 @@ class Task(ABC):
         """The pretrained part, whose learning rate ``optim.backbone_lr_factor`` scales."""
 
     @abstractmethod
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
-        """The training loss of one batch's logits."""
+    def criterion(self, cfg: Config, meta: DatasetMeta, class_weights: Tensor | None) -> Criterion:
+        """The training loss of ``cfg`` (``optim.loss`` where the task reads it) for ``meta``'s classes, weighted by
+        ``class_weights`` (one per class, or None): a function of one batch's logits and targets, built once."""
 
     @abstractmethod
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:

@@ -3,18 +3,19 @@ plot of Fig. 7, a classical baseline scored by the same code, and ``BoundaryTask
 
 A boundary model returns one logit per pixel (``N x 1 x H x W``); its sigmoid is the boundary probability.
 Training follows HED, as the paper does: binary cross-entropy on the annotators' consensus, boundary
-pixels weighted more than the others (``class_weights = (1, 10)``), ignored pixels (255) left out.
+pixels weighted more than the others (``class_weights = (1, 10)``), ignored pixels (255) left out; ``optim.loss``
+may swap or add the other binary losses of ``dla.losses`` (focal, Dice, Lovász hinge).
 Evaluation thins each probability map along the edge normal (``thin_edges``) and scores it against
 every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from scipy import ndimage
 from torch import Tensor, nn
@@ -26,32 +27,28 @@ from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms
 from ..distributed import is_main_process, shard_indices
-from ..errors import DLAError
+from ..losses import BINARY_LOSSES, LossTerm, binary_cross_entropy, combined_loss
 from ..metrics.boundaries import BoundaryBenchmark, thin_edges
-from .base import Output, Scores, Task
-from .segmentation import dense_backbone, dense_model, dense_train_transform, to_input
+from .base import Criterion, Output, Scores, Task
+from .segmentation import dense_backbone, dense_loss_problems, dense_loss_terms, dense_model, dense_train_transform, to_input
 
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the contours of Fig. 7
 EDGE_THRESHOLD = 0.5  # a thinned pixel of at least this probability counts as an edge in a prediction's summary
 
 
 def boundary_loss(
-    logits: Tensor, target: Tensor, class_weights: Tensor | None = None, ignore_index: int = IGNORE_INDEX
+    logits: Tensor,
+    target: Tensor,
+    class_weights: Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    terms: Sequence[LossTerm] = (LossTerm("bce", binary_cross_entropy),),
 ) -> Tensor:
-    """Binary cross-entropy of ``N x 1 x H x W`` logits against ``N x H x W`` labels (1 boundary, 0 not,
-    ``ignore_index`` left out), each pixel weighted by ``class_weights[label]`` (``(1, 10)``: boundaries
-    count ten times), summed and divided by the number of pixels that are not ignored."""
-    if logits.dim() != 4 or logits.shape[1] != 1 or target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise DLAError(f"expected logits N x 1 x H x W and target N x H x W, got {tuple(logits.shape)} and {tuple(target.shape)}")
-    valid = target != ignore_index
-    positive = (target == 1) & valid
-    weights = (
-        torch.ones_like(logits[:, 0], dtype=torch.float32)
-        if class_weights is None
-        else torch.where(positive, class_weights[1], class_weights[0]).float()
-    )
-    losses = F.binary_cross_entropy_with_logits(logits[:, 0].float(), positive.float(), reduction="none")
-    return (losses * weights * valid).sum() / valid.sum().clamp_min(1)
+    """The boundary loss of ``N x 1 x H x W`` logits against ``N x H x W`` labels (1 boundary, 0 not, ``ignore_index``
+    left out): the weighted sum of ``terms`` (``optim.loss``, from ``dla.losses.BINARY_LOSSES``), by default HED's
+    binary cross-entropy alone (``dla.losses.binary_cross_entropy``: each pixel weighted by
+    ``class_weights[label]``, ``(1, 10)`` making boundaries count ten times, summed and divided by the number of
+    pixels that are not ignored)."""
+    return combined_loss(terms, logits, target, ignore_index, class_weights)
 
 
 @torch.no_grad()
@@ -195,17 +192,18 @@ class BoundaryTask(Task):
         "data.scale": [0.5, 1.5],
         "data.rotation": 180.0,
         "optim.class_weights": [1.0, 10.0],
+        "optim.loss": [{"name": "bce", "weight": 1.0}],
         "eval.thresholds": 99,
         "eval.tolerance": 0.0075,
     }
-    keys = ("model.down_ratio", "data.rotation", "eval.thresholds", "eval.tolerance")
+    keys = ("model.down_ratio", "data.rotation", "optim.loss", "eval.thresholds", "eval.tolerance")
     large_images = "refuse"  # whole images, as the BSDS benchmark scores them: no sliding window
 
     def check(self, cfg: Config) -> list[str]:
         thresholds, tolerance = required(cfg.eval.thresholds, "eval.thresholds"), required(cfg.eval.tolerance, "eval.tolerance")
         if thresholds < 1 or not 0 < tolerance < 1:
             return ["eval.thresholds must be at least 1 and eval.tolerance a fraction of the diagonal in (0, 1)"]
-        return []
+        return dense_loss_problems(cfg, BINARY_LOSSES)
 
     def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
         return dense_train_transform(cfg, meta)
@@ -219,8 +217,9 @@ class BoundaryTask(Task):
     def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
         return dense_backbone(model)
 
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
-        return boundary_loss(outputs, targets, class_weights, meta.ignore_index)
+    def criterion(self, cfg: Config, meta: DatasetMeta, class_weights: Tensor | None) -> Criterion:
+        terms = dense_loss_terms(cfg, BINARY_LOSSES)
+        return partial(boundary_loss, class_weights=class_weights, ignore_index=meta.ignore_index, terms=terms)
 
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         return evaluate_boundaries(

@@ -9,6 +9,7 @@ probabilities are averaged. Scores are top-1 and top-5 accuracy over images, the
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,7 +29,7 @@ from ..errors import DLAError
 from ..metrics.classification import AccuracyMeter
 from ..metrics.segmentation import ConfusionMatrix, format_percent, segmentation_scores
 from ..models import create_model
-from .base import Output, Scores, Task
+from .base import Criterion, Output, Scores, Task
 from .visualize import draw_confusion_matrix
 
 
@@ -155,6 +156,11 @@ class ClassificationTask(Task):
             problems.append(f"data.resize must be [shorter side] or [height, width], got {resize}")
         if data.lighting < 0:
             problems.append("data.lighting must be 0 (off) or positive")
+        if isinstance(cfg.optim.class_weights, str):
+            problems.append(
+                f"optim.class_weights: {cfg.optim.class_weights} weighs classes by their pixels in label maps (segmentation, "
+                "boundaries); give classification one weight per class as a list"
+            )
         return problems
 
     def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
@@ -191,8 +197,8 @@ class ClassificationTask(Task):
         head = {id(p) for p in model.get_classifier().parameters()}
         return (p for p in model.parameters() if id(p) not in head)
 
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
-        return classification_loss(outputs, targets, class_weights)
+    def criterion(self, cfg: Config, meta: DatasetMeta, class_weights: Tensor | None) -> Criterion:
+        return partial(classification_loss, class_weights=class_weights)
 
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         return evaluate_classification(model, dataset, device, cfg.data.batch_size, cfg.data.workers)

@@ -10,6 +10,7 @@ memory, or models trained on crops); see ``infer``.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ from ..distributed import is_main_process, shard
 from ..errors import DLAError
 from ..inference.stride import evaluated_at
 from ..inference.tiled import sliding_window
+from ..losses import SOFTMAX_LOSSES, LossFunction, LossTerm, combined_loss, cross_entropy, loss_terms
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..models import create_model
-from .base import Output, Scores, Task
+from .base import Criterion, Output, Scores, Task
 from .curves import plot_curves
 from .visualize import as_rgb_image, class_index_image, colorize, draw_confusion_matrix, overlay
 
@@ -54,28 +56,17 @@ __all__ = [
 
 
 def segmentation_loss(
-    logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX, class_weights: Tensor | Sequence[float] | None = None
+    logits: Tensor,
+    target: Tensor,
+    ignore_index: int = IGNORE_INDEX,
+    class_weights: Tensor | Sequence[float] | None = None,
+    terms: Sequence[LossTerm] = (LossTerm("ce", cross_entropy),),
 ) -> Tensor:
-    """Per-pixel cross-entropy averaged over the pixels that are not ``ignore_index``.
-
-    Args:
-        logits: ``N x C x H x W``; target: ``N x H x W`` int64 class indices or ``ignore_index``.
-        class_weights: ``C`` weights; the mean is then weighted (divided by the summed weights of the
-            counted pixels), as ``torch.nn.functional.cross_entropy`` does.
-    Returns:
-        a scalar. When every pixel is ignored (a crop of pure void), a zero that is still connected to
-        ``logits`` so that ``backward()`` works and gives zero gradients, instead of cross-entropy's NaN.
-    """
-    if logits.dim() != 4 or target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise DLAError(f"expected logits N x C x H x W and target N x H x W, got {tuple(logits.shape)} and {tuple(target.shape)}")
-    weight = None
-    if class_weights is not None:
-        weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
-        if weight.shape != (logits.shape[1],):
-            raise DLAError(f"class_weights has {weight.numel()} values for {logits.shape[1]} classes")
-    if not bool((target != ignore_index).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, target.long(), weight=weight, ignore_index=ignore_index)
+    """The segmentation loss of ``N x C x H x W`` logits against ``N x H x W`` labels: the weighted sum of ``terms``
+    (``optim.loss``, from ``dla.losses.SOFTMAX_LOSSES``), cross-entropy alone by default (``dla.losses.cross_entropy``:
+    the mean over the pixels that are not ``ignore_index``, weighted by ``class_weights`` when given). A batch of
+    ignored pixels only gives a zero with zero gradients."""
+    return combined_loss(terms, logits, target, ignore_index, class_weights)
 
 
 def _logits(model: nn.Module, image: Tensor, num_classes: int) -> Tensor:
@@ -300,6 +291,20 @@ def dense_backbone(model: nn.Module) -> Iterator[nn.Parameter]:
     raise DLAError(f"{type(model).__name__} has no backbone (.base or .backbone) for optim.backbone_lr_factor")
 
 
+def dense_loss_terms(cfg: Config, losses: Mapping[str, LossFunction]) -> list[LossTerm]:
+    """The terms of ``optim.loss``, checked against the ``losses`` the task offers (a DLAError naming the entry)."""
+    return loss_terms(required(cfg.optim.loss, "optim.loss"), losses)
+
+
+def dense_loss_problems(cfg: Config, losses: Mapping[str, LossFunction]) -> list[str]:
+    """What is wrong with ``optim.loss`` for a task offering ``losses``, for ``Task.check``."""
+    try:
+        dense_loss_terms(cfg, losses)
+    except DLAError as e:
+        return [str(e)]
+    return []
+
+
 def dense_train_transform(cfg: Config, meta: DatasetMeta) -> Callable:
     """The dense tasks' joint augmentation of ``cfg.data``: scale, rotate, crop, flip, colour jitter."""
     data = cfg.data
@@ -323,8 +328,9 @@ class SegmentationTask(Task):
         "data.crop_size": [360, 480],
         "data.scale": [0.5, 2.0],
         "data.rotation": 10.0,
+        "optim.loss": [{"name": "ce", "weight": 1.0}],
     }
-    keys = ("model.down_ratio", "data.rotation", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
+    keys = ("model.down_ratio", "data.rotation", "optim.loss", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
     large_images = "tile"  # images above the budget of dla predict run in windows (eval.window)
 
     def check(self, cfg: Config) -> list[str]:
@@ -334,7 +340,7 @@ class SegmentationTask(Task):
         window = cfg.eval.window
         if window is not None and (len(window) != 2 or min(window) < 1):
             problems.append(f"eval.window must be null or [height, width], got {window}")
-        return problems
+        return problems + dense_loss_problems(cfg, SOFTMAX_LOSSES)
 
     def train_transform(self, cfg: Config, meta: DatasetMeta) -> Callable:
         return dense_train_transform(cfg, meta)
@@ -348,8 +354,9 @@ class SegmentationTask(Task):
     def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
         return dense_backbone(model)
 
-    def loss(self, outputs: Tensor, targets: Tensor, meta: DatasetMeta, class_weights: Tensor | None) -> Tensor:
-        return segmentation_loss(outputs, targets, meta.ignore_index, class_weights)
+    def criterion(self, cfg: Config, meta: DatasetMeta, class_weights: Tensor | None) -> Criterion:
+        terms = dense_loss_terms(cfg, SOFTMAX_LOSSES)
+        return partial(segmentation_loss, ignore_index=meta.ignore_index, class_weights=class_weights, terms=terms)
 
     def evaluate(self, model: nn.Module, dataset: TaskDataset, cfg: Config, device: torch.device) -> Scores:
         settings = cfg.eval
