@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from dla.config import Config
 from dla.data.meta import DatasetMeta, default_palette
 from dla.engine.config import load_config
+from dla.engine.trainer import train
 from dla.models import PretrainedCfg, register_model
 
 # What every quick test run shares: no loader processes, no TensorBoard, a log record and an evaluation per epoch.
@@ -119,3 +120,29 @@ def write_boundary_folder(root: Path, counts: dict[str, int], size: tuple[int, i
             Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / split / f"{i}.png")
             Image.fromarray(outline).save(root / "labels" / split / f"{i}.png")
     return root
+
+
+def train_tiny(out: Path, task: str, data_root: Path | None = None) -> str:
+    """One epoch of a stand-in model of ``task`` into ``out`` (seconds on a CPU); its ``last.pt``. Segmentation trains on
+    ``squares``, classification on ``shades``, boundaries on a ``write_boundary_folder`` of 32x32 images written into
+    ``data_root``."""
+    one_epoch = ("optim.epochs=1",)
+    if task == "segmentation":
+        train(quick_config(out, "model.name=engine_train_tiny", "data.batch_size=4", *one_epoch), datasets=squares())
+    elif task == "classification":
+        overrides = ("task=classification", "model.name=engine_classify_tiny", "data.crop_size=[16, 16]", "data.resize=[16]")
+        train(quick_config(out, *overrides, "data.batch_size=4", *one_epoch), datasets=shades())
+    else:
+        assert data_root is not None, "boundaries train on a folder the test writes"
+        root = write_boundary_folder(data_root, {"train": 2, "val": 1}, (32, 32))
+        overrides = ("task=boundaries", "model.name=engine_train_tiny", "data.dataset=boundary_folder", f"data.root={root}")
+        train(quick_config(out, *overrides, "data.crop_size=[32, 32]", "data.batch_size=2", *one_epoch, "eval.thresholds=9"))
+    return str(out / "checkpoints" / "last.pt")
+
+
+def write_image(path: Path, size: tuple[int, int] = (24, 20), seed: int = 0, mode: str = "RGB") -> str:
+    """A noisy image of ``size`` (width, height) in ``mode`` at ``path`` (folders created); its path as a string."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(path)
+    return str(path)

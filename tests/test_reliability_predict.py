@@ -11,48 +11,27 @@ from PIL import Image
 from torch import nn
 
 from dla.cli import main
-from dla.engine import predict as predict_module
-from dla.engine.predict import find_images, output_names, predict_files, window_for
-from dla.engine.trainer import train
+from dla.engine import predictor as predictor_module
+from dla.engine.predict import find_images, output_names, predict_files
+from dla.engine.predictor import window_for
 from dla.errors import DLAError
 from dla.tasks import segmentation
-from engine_runs import quick_config, shades, squares, write_boundary_folder
-
-
-def checkpoint_of(out: Path) -> str:
-    return str(out / "checkpoints" / "last.pt")
+from engine_runs import train_tiny, write_image
 
 
 @pytest.fixture(scope="module")
 def segmentation_checkpoint(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("segmentation")
-    train(quick_config(out, "model.name=engine_train_tiny", "data.batch_size=4", "optim.epochs=1"), datasets=squares())
-    return checkpoint_of(out)
+    return train_tiny(tmp_path_factory.mktemp("segmentation"), "segmentation")
 
 
 @pytest.fixture(scope="module")
 def classification_checkpoint(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("classification")
-    overrides = ("task=classification", "model.name=engine_classify_tiny", "data.crop_size=[16, 16]", "data.resize=[16]")
-    train(quick_config(out, *overrides, "data.batch_size=4", "optim.epochs=1"), datasets=shades())
-    return checkpoint_of(out)
+    return train_tiny(tmp_path_factory.mktemp("classification"), "classification")
 
 
 @pytest.fixture(scope="module")
 def boundary_checkpoint(tmp_path_factory) -> str:
-    root = write_boundary_folder(tmp_path_factory.mktemp("rectangles"), {"train": 2, "val": 1}, (32, 32))
-    out = tmp_path_factory.mktemp("boundaries")
-    overrides = ("task=boundaries", "model.name=engine_train_tiny", "data.dataset=boundary_folder", f"data.root={root}")
-    train(quick_config(out, *overrides, "data.crop_size=[32, 32]", "data.batch_size=2", "optim.epochs=1", "eval.thresholds=9"))
-    return checkpoint_of(out)
-
-
-def write_image(path: Path, size: tuple[int, int] = (24, 20), seed: int = 0) -> str:
-    """A noisy RGB image of ``size`` (width, height) at ``path`` (folders created); its path as a string."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return str(path)
+    return train_tiny(tmp_path_factory.mktemp("boundaries"), "boundaries", tmp_path_factory.mktemp("rectangles"))
 
 
 # 1. The same file name in two folders
@@ -62,7 +41,8 @@ def test_same_name_in_two_folders_writes_both_under_their_folders(segmentation_c
     images = [write_image(tmp_path / "a" / "x.png", seed=1), write_image(tmp_path / "b" / "x.png", seed=2)]
     written = predict_files(segmentation_checkpoint, images, str(tmp_path / "out"))
     expected = {tmp_path / "out" / folder / f"x_{kind}.png" for folder in "ab" for kind in ("mask", "overlay")}
-    assert len(written) == 4 and set(written) == expected and all(path.is_file() for path in expected)
+    expected.add(tmp_path / "out" / "summary.json")
+    assert len(written) == 5 and set(written) == expected and all(path.is_file() for path in expected)
     overlays = [np.asarray(Image.open(tmp_path / "out" / folder / "x_overlay.png")) for folder in "ab"]
     assert not np.array_equal(*overlays)  # each is drawn over its own image
 
@@ -92,14 +72,14 @@ def test_classification_keys_each_image_by_its_path(classification_checkpoint, t
 
 @pytest.fixture
 def windows(monkeypatch) -> list:
-    """The ``window`` of each image ``dla.tasks.segmentation.predict`` is called with, as ``(height, width, window)``."""
-    seen, real = [], segmentation.predict
+    """The ``window`` of each image ``dla.tasks.segmentation.segment`` is called with, as ``(height, width, window)``."""
+    seen, real = [], segmentation.segment
 
-    def recording(model, image, meta, device, **options):
-        seen.append((image.height, image.width, options["window"]))
-        return real(model, image, meta, device, **options)
+    def recording(model, images, meta, device, **options):
+        seen.extend((image.height, image.width, options["window"]) for image in images)
+        return real(model, images, meta, device, **options)
 
-    monkeypatch.setattr(segmentation, "predict", recording)
+    monkeypatch.setattr(segmentation, "segment", recording)
     return seen
 
 
@@ -169,13 +149,13 @@ class RunsOutOfMemory(nn.Module):
 
 
 def running_out_of_memory(monkeypatch, error: Exception) -> None:
-    real = predict_module.load_for_inference
+    real = predictor_module.load_for_inference
 
     def loading(*args, **kwargs):
         model, meta, cfg = real(*args, **kwargs)
         return RunsOutOfMemory(model, error), meta, cfg
 
-    monkeypatch.setattr(predict_module, "load_for_inference", loading)
+    monkeypatch.setattr(predictor_module, "load_for_inference", loading)
 
 
 @pytest.mark.parametrize(
@@ -246,7 +226,7 @@ def test_predict_a_folder_keeps_its_layout(segmentation_checkpoint, folder, tmp_
     out = tmp_path / "out"
     assert main(["predict", str(folder), "--recursive", "--checkpoint", segmentation_checkpoint, "--out", str(out)]) == 0
     masks = sorted(str(path.relative_to(out)) for path in out.rglob("*_mask.png"))
-    assert masks == ["a_mask.png", "b_mask.png", "sub/c_mask.png"] and "wrote 6 files" in capsys.readouterr().out
+    assert masks == ["a_mask.png", "b_mask.png", "sub/c_mask.png"] and "wrote 7 files" in capsys.readouterr().out
 
 
 def test_an_empty_folder_is_refused(tmp_path):

@@ -1,5 +1,7 @@
 """dla: Deep Layer Aggregation (Yu, Wang, Shelhamer, Darrell, CVPR 2018) in PyTorch."""
 
+from typing import TYPE_CHECKING, Any
+
 from .aggregation import HDA, IDA, AggregationNode, IDAUp
 from .errors import DLAError
 from .inference import optimize
@@ -15,6 +17,9 @@ from .models import (
     register_model,
 )
 
+if TYPE_CHECKING:
+    from .engine.predictor import Prediction, Predictor
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -27,6 +32,8 @@ __all__ = [
     "AggregationNode",
     "DLAError",
     "FeatureInfo",
+    "Prediction",
+    "Predictor",
     "PretrainedCfg",
     "create_model",
     "list_models",
@@ -34,3 +41,13 @@ __all__ = [
     "optimize",
     "register_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Predictor`` and ``Prediction``, imported on first use: they bring the engine (tasks, datasets, checkpoints),
+    which ``import dla`` for the models alone does not need."""
+    if name in ("Prediction", "Predictor"):
+        from .engine import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'dla' has no attribute {name!r}")

@@ -109,6 +109,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
         backend=args.backend,
         max_pixels=args.max_pixels,
         recursive=args.recursive,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
         **_inference_settings(args),
     )
     print(f"wrote {len(written)} files to {args.out}")
@@ -254,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--probs", action="store_true", help="segmentation, boundaries: also write probabilities (.npy)")
     predict.add_argument("--top-k", type=int, default=5, help="classification: how many classes to list per image")
+    predict.add_argument(
+        "--batch-size", type=int, default=1, help="run up to N consecutive images of one size together (default 1)"
+    )
+    predict.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     _add_inference_options(predict)
     predict.set_defaults(func=cmd_predict)
 

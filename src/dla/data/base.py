@@ -126,13 +126,19 @@ def load_image(path: PathLike) -> Image.Image:
     pixel keeps the colour stored under it.
     """
     with _opened(path, "image") as image:
-        _require_image_mode(path, image.mode)
         image.load()
-        if image.mode in _WIDE_GRAY_MODES:
-            return _wide_gray_to_rgb(image, path)
-        if image.mode == "P" and "transparency" in image.info:
-            return image.convert("RGBA").convert("RGB")
-        return image.convert("RGB")
+        return to_rgb(image, path)
+
+
+def to_rgb(image: Image.Image, source: PathLike) -> Image.Image:
+    """A decoded image of any mode :func:`load_image` reads as ``RGB``, the same conversion for a file and for an
+    image in memory; ``source`` (the file, or what the image is) names it in the :class:`DLAError` of a mode refused."""
+    _require_image_mode(source, image.mode)
+    if image.mode in _WIDE_GRAY_MODES:
+        return _wide_gray_to_rgb(image, source)
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
 
 
 def load_label(path: PathLike) -> np.ndarray:

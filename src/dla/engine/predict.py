@@ -3,8 +3,8 @@
 Inputs. Each argument is an image file; a folder, for its images (``list_images``: sorted, hidden files skipped;
 with ``recursive``, those of its subfolders too); or a glob pattern the shell left unexpanded (``"*.png"``,
 ``"**/*.png"``), for what it matches. A file named twice is predicted once. Every file's header is read, and
-every image decoded, before the model runs on any; then each image is read again when its turn comes, so that
-memory holds one image, not the whole folder.
+every image decoded, before the model runs on any; then each batch's images are read again when its turn comes,
+so that memory holds one batch, not the whole folder.
 
 Output names. An image's outputs keep its path relative to the common folder of the inputs (a file's folder, or
 a folder given itself): ``a/x.png`` and ``b/x.png`` write ``OUT/a/x_mask.png`` and ``OUT/b/x_mask.png``, a lone
@@ -12,69 +12,29 @@ a folder given itself): ``a/x.png`` and ``b/x.png`` write ``OUT/a/x_mask.png`` a
 case, as some file systems do) keep their extension (``OUT/x.png_mask.png``, ``OUT/x.jpg_mask.png``): no output
 overwrites another.
 
-Large images. Whole-image inference needs memory in proportion to the image, so each image's size is read from its
-header against a pixel budget (``max_pixels``, 4 megapixels by default). What a larger image gets is its task's
-``large_images``: segmentation runs it in overlapping windows (``WINDOW`` x ``WINDOW``, smaller under a budget
-below it) unless the run has a window already; classification resizes every image anyway; boundaries (whole
-images only) refuse it before any image is predicted. An out-of-memory error in inference names the image and
-what to do.
+Inference. The images go through a ``dla.engine.predictor.Predictor``, the object Python users call, in batches
+of consecutive images of one size, with its pixel budget for large images (tiled, resized or refused by the task);
+each image's outputs are written by its task (``Task.write``) as its batch is done, and ``OUT/summary.json``
+describes the run and every image (``write_summary``).
 """
 
 import glob
-import math
+import json
 import os
+import sys
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from itertools import groupby
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+from tqdm import tqdm
 
-from ..config import Config
 from ..data.base import IMAGE_EXTENSIONS, image_header, list_images, load_image
 from ..errors import DLAError
-from ..tasks.base import Picture, Task
-from .config import task_of, with_eval_settings
-from .inference import load_for_inference
-from .runtime import select_device
+from .predictor import DEFAULT_MAX_PIXELS, Job, Prediction, Predictor
 
-DEFAULT_MAX_PIXELS = 4_000_000  # whole-image inference up to 4 megapixels (a 2048 x 1024 Cityscapes frame is 2.1)
-WINDOW = 1024  # the side of the windows of larger images
-WINDOW_STEP = 32  # windows are multiples of the largest output stride (DLA's 32), so that every window fits the model
 _GLOB_CHARACTERS = "*?["
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One image to predict: the file, its outputs' name, its size from the header, and the window it needs
-    (None: the run's own settings)."""
-
-    path: Path
-    name: Path
-    size: tuple[int, int]  # width, height
-    window: tuple[int, int] | None = None
-
-    @property
-    def pixels(self) -> int:
-        return self.size[0] * self.size[1]
-
-    def describe(self) -> str:
-        return f"{self.path} ({self.size[0]}x{self.size[1]})"
-
-
-class _Reader:
-    """Reads each image when the task comes to it and remembers which: a task predicts its pictures in order, one
-    at a time, so an error raised in inference is about ``current``."""
-
-    def __init__(self) -> None:
-        self.current: _Job | None = None
-
-    def pictures(self, jobs: Iterable[_Job]) -> Iterator[Picture]:
-        for job in jobs:
-            self.current = job
-            yield Picture(job.path, job.name, load_image(job.path))
 
 
 def predict_files(
@@ -87,63 +47,84 @@ def predict_files(
     backend: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     recursive: bool = False,
+    batch_size: int = 1,
+    progress: bool = True,
     **settings: Any,
 ) -> list[Path]:
-    """Predict image files with a trained checkpoint (or its ONNX export, ``load_for_inference``) run by ``backend``;
-    write what its task predicts into ``out_dir``, a folder (created if missing).
+    """Predict image files with a trained checkpoint (a folder ``dla export --format hub`` wrote, or an ONNX export:
+    ``load_for_inference``) run by ``backend``; write what its task predicts into ``out_dir``, a folder (created if
+    missing).
 
     ``images`` are files, folders (with ``recursive``, their subfolders too) or glob patterns; outputs keep each
     image's path relative to the inputs' common folder, and an image above ``max_pixels`` is tiled, resized or
-    refused by its task (the module's docstring says how). Segmentation writes ``<name>_mask.png`` (class
-    indices, the dataset's palette embedded), ``<name>_overlay.png`` and, with ``probabilities``,
-    ``<name>_probs.npy`` (float16, ``C x H x W``) for each image. Boundaries write ``<name>_boundaries.png``,
-    ``<name>_boundaries16.png`` and ``<name>_thin.png`` (the probability in 8 and 16 bits, and thinned, as grey
-    levels) and, with ``probabilities``, ``<name>_probs.npy`` (float16 ``H x W``). Classification writes one
-    ``predictions.json``: for each image path, as named, its ``top_k`` classes with their probabilities, best
-    first. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window``, ``output_stride`` for
-    segmentation; ``ten_crop`` for classification). Input errors are raised before the model runs on any image.
-    Returns the written paths.
+    refused by its task (``Predictor.plan``). Segmentation writes ``<name>_mask.png`` (class indices, the dataset's
+    palette embedded), ``<name>_overlay.png`` and, with ``probabilities``, ``<name>_probs.npy`` (float16,
+    ``C x H x W``) for each image. Boundaries write ``<name>_boundaries.png``, ``<name>_boundaries16.png`` and
+    ``<name>_thin.png`` (the probability in 8 and 16 bits, and thinned, as grey levels) and, with ``probabilities``,
+    ``<name>_probs.npy`` (float16 ``H x W``). Classification writes one ``predictions.json``: for each image path, as
+    named, its ``top_k`` classes with their probabilities, best first. Every task writes ``summary.json``
+    (``write_summary``). ``batch_size``: consecutive images of one size run together; ``progress``: a progress bar on
+    stderr when it is a terminal. ``settings`` replace the run's ``eval`` keys (``scales``, ``flip``, ``window``,
+    ``output_stride`` for segmentation; ``ten_crop`` for classification). Input errors are raised before the model
+    runs on any image. Returns the written paths, ``summary.json`` last.
     """
-    if max_pixels < 1:
-        raise DLAError(f"--max-pixels is the pixel budget of whole-image inference, a positive number; got {max_pixels}")
     out = output_folder(out_dir)
     files = find_images(images, recursive)
-    jobs = [_Job(path, name, image_header(path)) for (path, _), name in zip(files, output_names(files), strict=True)]
-    target = select_device(device)
-    model, meta, cfg = load_for_inference(checkpoint, backend, settings, target)
-    task = task_of(cfg)
-    jobs = _plan_large_images(task, cfg, jobs, max_pixels)
-    for job in jobs:
-        load_image(job.path)  # decodes: a truncated or corrupt file is named now, not after the others are written
-    reader, written = _Reader(), []
-    try:
-        with torch.no_grad():
-            for window, group in groupby(jobs, key=lambda job: job.window):
-                run_cfg = cfg if window is None else with_eval_settings(cfg, {"window": list(window)})
-                written += task.predict(model, reader.pictures(group), run_cfg, meta, target, out, probabilities, top_k)
-    except Exception as error:
-        if reader.current is None or not out_of_memory(error):
-            raise
-        raise _memory_error(reader.current, error, task, max_pixels) from error
-    return written
+    jobs = [Job(path, image_header(path)) for path, _ in files]
+    predictor = Predictor(checkpoint, device, backend, top_k=top_k, batch_size=batch_size, max_pixels=max_pixels, **settings)
+    jobs = predictor.plan(jobs)
+    for path, _ in files:
+        load_image(path)  # decodes: a truncated or corrupt file is named now, not after the others are written
+    names = iter(output_names(files))  # in the order of the jobs, which the batches keep
+    written: list[Path] = []
+    records, summaries = [], {}
+    start = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="predicting", unit="image", file=sys.stderr, disable=not progress or not sys.stderr.isatty())
+    with bar:
+        for batch in predictor.batches(jobs):
+            for prediction in predictor.run(batch, probabilities):
+                outputs = predictor.write(out, next(names), prediction, probabilities)
+                records.append(_record(prediction, batch[0].window, [path.relative_to(out) for path in outputs]))
+                summaries[str(prediction.path)] = prediction.summary
+                written += outputs
+            bar.update(len(batch))
+    shared = predictor.write_run(out, summaries)
+    summary = write_summary(out, predictor, records, [path.relative_to(out) for path in shared], time.perf_counter() - start)
+    return [*written, *shared, summary]
 
 
-def _memory_error(job: _Job, error: BaseException, task: Task, max_pixels: int) -> DLAError:
-    """What to say when memory ran out predicting ``job``: the image, the allocator's first line, and what to do
-    (smaller windows, or a smaller budget, for a task that tiles; a smaller image, or an earlier refusal, for one that
-    runs whole images)."""
-    reason = (str(error).strip() or type(error).__name__).splitlines()[0]
-    if task.large_images == "tile":
-        advice = (
-            f"run it in smaller windows with --window H W, or lower --max-pixels (now {max_pixels}) to tile more "
-            "images, in smaller windows"
-        )
-    else:
-        advice = (
-            f"{task.name} runs whole images: downscale it, or lower --max-pixels (now {max_pixels}) to have such "
-            "images refused before any runs"
-        )
-    return DLAError(f"{job.describe()}: out of memory in inference ({reason}); {advice}")
+def _record(prediction: Prediction, window: tuple[int, int] | None, outputs: list[Path]) -> dict[str, Any]:
+    """One image's entry in ``summary.json``."""
+    return {
+        "path": str(prediction.path),
+        "outputs": [str(path) for path in outputs],
+        "size": list(prediction.size),
+        "window": list(window) if window else None,
+        "seconds": prediction.seconds,
+        "summary": prediction.summary,
+    }
+
+
+def write_summary(out: Path, predictor: Predictor, images: list[dict[str, Any]], outputs: list[Path], seconds: float) -> Path:
+    """Write ``out/summary.json``: the run (checkpoint, model, task, classes, device, settings, the ``outputs`` written
+    for all images, relative to ``out``, and the ``seconds`` of the whole prediction, reading and writing included) and
+    ``images``, one entry per image in order: its ``path`` as named, its ``outputs`` (relative to ``out``), ``size``
+    (width, height), the ``window`` it ran in (null: the run's settings), the ``seconds`` of its inference and its
+    task's ``summary`` (``Prediction.summary``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "checkpoint": predictor.checkpoint,
+        "model": predictor.cfg.model.name,
+        "task": predictor.task,
+        "classes": predictor.classes,
+        "device": str(predictor.device),
+        "settings": predictor.settings,
+        "outputs": [str(path) for path in outputs],
+        "seconds": seconds,
+        "images": images,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out / "summary.json"
 
 
 def output_folder(out_dir: str | os.PathLike[str]) -> Path:
@@ -218,44 +199,3 @@ def _clashing(names: list[Path], full: list[Path]) -> list[int]:
     """The indices of the names that another name equals (ignoring case) and that can still keep their extension."""
     counts = Counter(str(name).casefold() for name in names)
     return [i for i, name in enumerate(names) if counts[str(name).casefold()] > 1 and name != full[i]]
-
-
-def window_for(max_pixels: int) -> tuple[int, int]:
-    """The window of an image above ``max_pixels``: ``WINDOW`` x ``WINDOW``, or under a smaller budget the largest
-    square multiple of ``WINDOW_STEP`` within it (one ``WINDOW_STEP`` square at least), so that lowering the budget
-    also lowers the memory of tiled inference."""
-    side = min(WINDOW, max(WINDOW_STEP, math.isqrt(max_pixels) // WINDOW_STEP * WINDOW_STEP))
-    return side, side
-
-
-def _plan_large_images(task: Task, cfg: Config, jobs: list[_Job], max_pixels: int) -> list[_Job]:
-    """``jobs`` with the window each image above ``max_pixels`` needs, by ``task.large_images``: a tiling task runs
-    them in ``window_for(max_pixels)`` windows (said once, on stdout) unless ``cfg.eval.window`` already tiles every
-    image; a resizing task needs none; a whole-image task refuses them, naming the first, before any is predicted."""
-    large = [job for job in jobs if job.pixels > max_pixels]
-    if not large or task.large_images == "resize":
-        return jobs
-    if task.large_images == "refuse":
-        others = f" (and {len(large) - 1} more)" if len(large) > 1 else ""
-        raise DLAError(
-            f"{large[0].describe()}{others}: {large[0].pixels} pixels, above the budget of {max_pixels} for "
-            f"whole-image inference, and {task.name} predicts whole images only (no sliding window); downscale "
-            f"the image, or raise the budget with --max-pixels {large[0].pixels} if this machine has the memory"
-        )
-    if cfg.eval.window:
-        return jobs
-    window = window_for(max_pixels)
-    print(
-        f"dla: {len(large)} image(s) above {max_pixels} pixels, e.g. {large[0].describe()}, run in {window[0]}x{window[1]} "
-        "windows (sliding-window inference); --window H W sets the window, --max-pixels the budget"
-    )
-    return [replace(job, window=window) if job.pixels > max_pixels else job for job in jobs]
-
-
-def out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` says memory ran out: ``torch.OutOfMemoryError`` (CUDA), ``MemoryError`` (NumPy), or a
-    ``RuntimeError`` of an allocator that could not allocate (the CPU's, MPS's)."""
-    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return True
-    message = str(error).lower()
-    return isinstance(error, RuntimeError) and ("out of memory" in message or "allocate memory" in message)

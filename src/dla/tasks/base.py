@@ -7,10 +7,11 @@ a task is adding one module and one line to ``dla.tasks.TASKS`` (see CONTRIBUTIN
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
@@ -22,18 +23,12 @@ from ..data.meta import DatasetMeta
 Scores = dict[str, Any]
 
 
-class Picture(NamedTuple):
-    """One image to predict: ``path``, the file it came from (as the user named it); ``name``, where its outputs
-    go, relative to the output folder and without a suffix (``a/x`` for ``a/x_mask.png``; ``dla.engine.predict``
-    makes the names of a call distinct); ``image``, the RGB image."""
+class Output(NamedTuple):
+    """What a task predicts of one image, in memory (``dla.Prediction`` holds it, ``Task.write`` writes it):
+    ``arrays`` by name (NumPy, at the image's size) and ``summary``, a JSON-ready dict of a few numbers."""
 
-    path: Path
-    name: Path
-    image: Image.Image
-
-
-# Iterated once, in order: ``dla predict`` reads each image when the task comes to it, so that memory holds one.
-Pictures = Iterable[Picture]
+    arrays: dict[str, np.ndarray]
+    summary: dict[str, Any]
 
 
 class Task(ABC):
@@ -92,20 +87,35 @@ class Task(ABC):
     def predict(
         self,
         model: nn.Module,
-        pictures: Pictures,
+        images: Sequence[Image.Image],
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        out: Path,
         probabilities: bool = False,
         top_k: int = 5,
-    ) -> list[Path]:
-        """Predict ``pictures`` with the ``cfg.eval`` settings and write the results into ``out``; the written paths.
+    ) -> list[Output]:
+        """Predict RGB ``images`` of one size, run as one batch, with the ``cfg.eval`` settings; each one's ``Output``.
 
-        A task writing files per image names them after ``Picture.name`` (under ``out``); one writing a file for all
-        keys it by ``Picture.path``. ``probabilities`` (dense tasks): also write the probabilities; ``top_k``
-        (classification): classes listed.
+        ``probabilities`` (dense tasks): also return the probabilities; ``top_k`` (classification): classes listed.
+        Nothing is written: ``dla predict`` and ``dla.Predictor`` share this, and ``write`` writes what it returns.
         """
+
+    def pictures(self, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta) -> dict[str, Image.Image]:
+        """Pictures of one image's prediction (``arrays`` of its ``Output``), by name; none by default."""
+        return {}
+
+    def write(
+        self, out: Path, name: Path, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta, probabilities: bool
+    ) -> list[Path]:
+        """Write one image's prediction as ``dla predict``'s files, named after ``name`` (relative to ``out``, without a
+        suffix: ``out/a/x_mask.png`` for ``a/x``); the written paths. ``probabilities``: also the probabilities.
+        None by default."""
+        return []
+
+    def write_run(self, out: Path, summaries: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+        """Write the files ``dla predict`` writes once for all images into ``out``, from each image's ``summary`` keyed
+        by its path as the user named it; the written paths. None by default."""
+        return []
 
     @abstractmethod
     def summary(self, scores: Scores) -> str:

@@ -8,7 +8,7 @@ Evaluation thins each probability map along the edge normal (``thin_edges``) and
 every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,11 @@ from ..data.transforms import eval_transforms
 from ..distributed import is_main_process, shard_indices
 from ..errors import DLAError
 from ..metrics.boundaries import BoundaryBenchmark, thin_edges
-from .base import Pictures, Scores, Task
+from .base import Output, Scores, Task
 from .segmentation import dense_backbone, dense_model, dense_train_transform, to_input
 
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the contours of Fig. 7
+EDGE_THRESHOLD = 0.5  # a thinned pixel of at least this probability counts as an edge in a prediction's summary
 
 
 def boundary_loss(
@@ -54,9 +55,9 @@ def boundary_loss(
 
 
 @torch.no_grad()
-def boundary_probability(model: nn.Module, image: Tensor) -> np.ndarray:
-    """The ``H x W`` boundary probability (float32) of one normalised ``1 x 3 x H x W`` image."""
-    return torch.sigmoid(model(image)[0, 0].float()).cpu().numpy()
+def boundary_probability(model: nn.Module, images: Tensor) -> np.ndarray:
+    """The ``N x H x W`` boundary probabilities (float32) of normalised ``N x 3 x H x W`` images."""
+    return torch.sigmoid(model(images)[:, 0].float()).cpu().numpy()
 
 
 @torch.no_grad()
@@ -74,7 +75,7 @@ def evaluate_boundaries(
     was_training = model.training
     model.eval()
     scores = benchmark_maps(
-        dataset, lambda image: boundary_probability(model, to_input(image, dataset.meta, device)), thresholds, tolerance
+        dataset, lambda image: boundary_probability(model, to_input([image], dataset.meta, device))[0], thresholds, tolerance
     )
     model.train(was_training)
     return scores
@@ -94,15 +95,6 @@ def benchmark_maps(
         benchmark.update(thin_edges(boundary_map(image)), annotations)
     benchmark.all_gather()
     return benchmark.compute()
-
-
-def predict_boundaries(
-    model: nn.Module, image: Image.Image, meta: DatasetMeta, device: str | torch.device = "cpu"
-) -> tuple[np.ndarray, np.ndarray]:
-    """The boundary probability of one RGB image and its thinned map (``thin_edges``), both ``H x W`` float32;
-    the model must already be on ``device`` and in eval mode."""
-    probability = boundary_probability(model, to_input(image, meta, device))
-    return probability, thin_edges(probability)
 
 
 def gradient_magnitude(image: Image.Image, sigma: float = 1.0) -> np.ndarray:
@@ -242,21 +234,33 @@ class BoundaryTask(Task):
     def predict(
         self,
         model: nn.Module,
-        pictures: Pictures,
+        images: Sequence[Image.Image],
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        out: Path,
         probabilities: bool = False,
         top_k: int = 5,
+    ) -> list[Output]:
+        """Each image's ``boundaries`` (the ``H x W`` probability) and ``thin`` (thinned by ``thin_edges``: the
+        surviving probabilities, 0 elsewhere), float32; summary: the thinned pixels of probability at least
+        ``EDGE_THRESHOLD``."""
+        outputs = []
+        for probability in boundary_probability(model, to_input(images, meta, device)):
+            thin = thin_edges(probability)
+            outputs.append(
+                Output({"boundaries": probability, "thin": thin}, {"edge_pixels": int((thin >= EDGE_THRESHOLD).sum())})
+            )
+        return outputs
+
+    def pictures(self, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta) -> dict[str, Image.Image]:
+        """The probability and the thinned map as 8-bit grey images (white: 1)."""
+        return {name: grey_image(arrays[name], 8) for name in ("boundaries", "thin")}
+
+    def write(
+        self, out: Path, name: Path, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta, probabilities: bool
     ) -> list[Path]:
-        """Write each image's boundary map, its thinned map and, with ``probabilities``, the probabilities, as
-        ``out/<name>_boundaries.png`` ..."""
-        written = []
-        for _, name, image in pictures:
-            maps = predict_boundaries(model, image, meta, device)
-            written += write_boundaries(out / name.parent, name.name, *maps, probabilities)
-        return written
+        """``out/<name>_boundaries.png`` ... (``write_boundaries``)."""
+        return write_boundaries(out / name.parent, name.name, arrays["boundaries"], arrays["thin"], probabilities)
 
     def summary(self, scores: Scores) -> str:
         return f"val ODS {scores['ods']:.4f}, OIS {scores['ois']:.4f}, AP {scores['ap']:.4f}"
@@ -278,6 +282,5 @@ __all__ = [
     "evaluate_gradient_baseline",
     "format_boundary_scores",
     "gradient_magnitude",
-    "predict_boundaries",
     "write_boundaries",
 ]

@@ -8,7 +8,7 @@ probabilities are averaged. Scores are top-1 and top-5 accuracy over images, the
 """
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,7 +28,7 @@ from ..errors import DLAError
 from ..metrics.classification import AccuracyMeter
 from ..metrics.segmentation import ConfusionMatrix, format_percent, segmentation_scores
 from ..models import create_model
-from .base import Pictures, Scores, Task
+from .base import Output, Scores, Task
 from .visualize import draw_confusion_matrix
 
 
@@ -92,10 +92,18 @@ def evaluate_classification(
     return {**topk.compute(), **{key: scores[key] for key in ("accuracy", "mean_accuracy", "confusion")}}
 
 
+def ranking(probabilities: Tensor, classes: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of one image's ``C`` probabilities, best first, as ``{"class": name, "index": i,
+    "probability": p}``."""
+    values, indices = probabilities.topk(min(k, len(classes)))
+    return [
+        {"class": classes[i], "index": i, "probability": float(v)} for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
 def top_classes(probabilities: Tensor, classes: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
     """The ``k`` most probable ``(class name, probability)`` of one image's ``C`` probabilities, best first."""
-    values, indices = probabilities.topk(min(k, len(classes)))
-    return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+    return [(entry["class"], entry["probability"]) for entry in ranking(probabilities, classes, k)]
 
 
 def format_scores(result: dict[str, Any], classes: Sequence[str]) -> str:
@@ -192,20 +200,27 @@ class ClassificationTask(Task):
     def predict(
         self,
         model: nn.Module,
-        pictures: Pictures,
+        images: Sequence[Image.Image],
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        out: Path,
         probabilities: bool = False,
         top_k: int = 5,
-    ) -> list[Path]:
-        """Write ``predictions.json``: each image's ``top_k`` classes and probabilities, through the run's eval
-        transform, keyed by its path as the user named it (distinct for distinct files)."""
+    ) -> list[Output]:
+        """Each image's ``C`` class ``probabilities`` through the run's eval transform (one crop, or ten averaged);
+        summary: its ``top_k`` classes, best first (``ranking``)."""
         transform = self.eval_transform(cfg, meta)
+        batch = torch.stack([transform(image) for image in images]).to(device)
+        return [
+            Output({"probabilities": probs.cpu().numpy()}, {"top_k": ranking(probs, meta.classes, top_k)})
+            for probs in class_probabilities(model, batch)
+        ]
+
+    def write_run(self, out: Path, summaries: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+        """``predictions.json``: each image's top classes as ``[name, probability]`` pairs, best first, keyed by its
+        path as the user named it (distinct for distinct files)."""
         ranked = {
-            str(path): top_classes(class_probabilities(model, transform(image)[None].to(device))[0], meta.classes, top_k)
-            for path, _, image in pictures
+            path: [[entry["class"], entry["probability"]] for entry in summary["top_k"]] for path, summary in summaries.items()
         }
         out.mkdir(parents=True, exist_ok=True)
         (out / "predictions.json").write_text(json.dumps(ranked, indent=2) + "\n")

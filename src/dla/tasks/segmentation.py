@@ -9,7 +9,7 @@ With ``window`` each scale is tiled by overlapping windows instead of run whole 
 memory, or models trained on crops); see ``infer``.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..inference.stride import evaluated_at
 from ..inference.tiled import sliding_window
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..models import create_model
-from .base import Pictures, Scores, Task
+from .base import Output, Scores, Task
 from .curves import plot_curves
 from .visualize import as_rgb_image, class_index_image, colorize, draw_confusion_matrix, overlay
 
@@ -46,7 +46,9 @@ __all__ = [
     "overlay",
     "plot_curves",
     "predict",
+    "prediction_pictures",
     "save_prediction",
+    "segment",
     "segmentation_loss",
 ]
 
@@ -197,29 +199,55 @@ def evaluate_segmentation(
     return matrix.compute()
 
 
-def to_input(image: Image.Image | np.ndarray, meta: DatasetMeta, device: str | torch.device) -> Tensor:
-    """An RGB image (PIL, or ``H x W x 3`` uint8) as a normalised ``1 x 3 x H x W`` float tensor on ``device``."""
-    pixels = np.asarray(as_rgb_image(image), dtype=np.float32) / 255.0
+def to_input(images: Sequence[Image.Image | np.ndarray], meta: DatasetMeta, device: str | torch.device) -> Tensor:
+    """RGB images of one size (PIL, or ``H x W x 3`` uint8) as a normalised ``N x 3 x H x W`` float tensor on ``device``."""
+    pixels = [np.asarray(as_rgb_image(image), dtype=np.float32) for image in images]
+    if len({array.shape for array in pixels}) > 1:
+        raise DLAError(f"a batch holds images of one size, got {sorted({a.shape[1::-1] for a in pixels})} (width, height)")
     mean, std = (np.asarray(v, dtype=np.float32) for v in (meta.mean, meta.std))
-    tensor = torch.from_numpy((pixels - mean) / std).permute(2, 0, 1).unsqueeze(0)
+    tensor = torch.from_numpy((np.stack(pixels) / 255.0 - mean) / std).permute(0, 3, 1, 2)
     return tensor.contiguous().to(device)
+
+
+def segment(
+    model: nn.Module, images: Sequence[Image.Image | np.ndarray], meta: DatasetMeta, device: str | torch.device, **infer_options
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment RGB images of one size (PIL, or ``H x W x 3`` uint8) run as one batch, normalised with
+    ``meta.mean``/``meta.std``.
+
+    ``infer_options`` (``scales``, ``flip``, ``window``, ``overlap``) go to ``infer``; the model must already be
+    on ``device`` and in eval mode.
+    Returns:
+        ``(labels, probabilities)``: the ``N x H x W`` argmax (uint8 for up to 256 classes, else int64) and the
+        ``N x C x H x W`` float32 probabilities, averaged (not summed) over the runs so that they add up to 1.
+    """
+    summed = infer(model, to_input(images, meta, device), meta.num_classes, **infer_options)
+    probabilities = (summed / summed.sum(dim=1, keepdim=True)).float().cpu().numpy()
+    labels = probabilities.argmax(axis=1)
+    return labels.astype(np.uint8 if meta.num_classes <= 256 else np.int64), probabilities
 
 
 def predict(
     model: nn.Module, image: Image.Image | np.ndarray, meta: DatasetMeta, device: str | torch.device = "cpu", **infer_options
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Segment one RGB image (PIL, or ``H x W x 3`` uint8), normalised with ``meta.mean``/``meta.std``.
+    """``segment`` of one image: its ``H x W`` label and ``C x H x W`` probabilities."""
+    labels, probabilities = segment(model, [image], meta, device, **infer_options)
+    return labels[0], probabilities[0]
 
-    ``infer_options`` (``scales``, ``flip``, ``window``, ``overlap``) go to ``infer``; the model must already be
-    on ``device`` and in eval mode.
-    Returns:
-        ``(label, probabilities)``: the ``H x W`` argmax (uint8 for up to 256 classes, else int64) and the
-        ``C x H x W`` float32 probabilities, averaged (not summed) over the runs so that they add up to 1.
-    """
-    summed = infer(model, to_input(image, meta, device), meta.num_classes, **infer_options)[0]
-    probabilities = (summed / summed.sum(dim=0, keepdim=True)).float().cpu().numpy()
-    label = probabilities.argmax(axis=0)
-    return label.astype(np.uint8 if meta.num_classes <= 256 else np.int64), probabilities
+
+def class_pixels(label: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    """How many pixels of ``label`` (``H x W`` class indices) each class has, every class named (0 included)."""
+    counts = np.bincount(label.ravel(), minlength=len(classes))
+    return {name: int(count) for name, count in zip(classes, counts, strict=True)}
+
+
+def prediction_pictures(image: Image.Image | np.ndarray, label: np.ndarray, meta: DatasetMeta) -> dict[str, Image.Image]:
+    """``mask``: the class indices as pixel values, with ``meta``'s colours embedded as its palette
+    (``class_index_image``); ``overlay``: the mask's colours blended over the image."""
+    return {
+        "mask": class_index_image(label, meta.palette, meta.ignore_index),
+        "overlay": overlay(image, label, meta.palette, ignore_index=meta.ignore_index),
+    }
 
 
 def save_prediction(
@@ -231,16 +259,16 @@ def save_prediction(
     *,
     meta: DatasetMeta,
 ) -> list[Path]:
-    """Write ``<stem>_mask.png`` (the class indices as pixel values, with ``meta``'s colours embedded as its palette:
-    ``class_index_image``), ``<stem>_overlay.png`` (mask blended over the image) and, given ``probabilities``
+    """Write ``<stem>_mask.png`` and ``<stem>_overlay.png`` (``prediction_pictures``) and, given ``probabilities``
     (``C x H x W``), ``<stem>_probs.npy`` in float16 (half the disk, ample precision for probabilities). Creates
     ``out_dir``; returns the written paths in that order.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / f"{stem}_mask.png", out / f"{stem}_overlay.png"]
-    class_index_image(label, meta.palette, meta.ignore_index).save(written[0])
-    overlay(image, label, meta.palette, ignore_index=meta.ignore_index).save(written[1])
+    written = []
+    for kind, picture in prediction_pictures(image, label, meta).items():
+        written.append(out / f"{stem}_{kind}.png")
+        picture.save(written[-1])
     if probabilities is not None:
         if isinstance(probabilities, Tensor):
             probabilities = probabilities.detach().cpu().numpy()
@@ -333,25 +361,36 @@ class SegmentationTask(Task):
     def predict(
         self,
         model: nn.Module,
-        pictures: Pictures,
+        images: Sequence[Image.Image],
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        out: Path,
         probabilities: bool = False,
         top_k: int = 5,
-    ) -> list[Path]:
-        """Write each image's colour mask and overlay (and probabilities) as ``out/<name>_mask.png`` ..., with the
-        run's test-time settings."""
-        settings, written = cfg.eval, []
+    ) -> list[Output]:
+        """Each image's ``mask`` (``H x W`` int64 class ids) and, with ``probabilities``, its ``C x H x W``
+        ``probabilities``, with the run's test-time settings; summary: the pixels of each class."""
+        settings = cfg.eval
         window = pair(settings.window, "eval.window") if settings.window else None
         with evaluated_at(model, settings.output_stride):
-            for _, name, image in pictures:
-                label, probs = predict(model, image, meta, device, scales=settings.scales, flip=settings.flip, window=window)
-                written += save_prediction(
-                    out / name.parent, name.name, image, label, probs if probabilities else None, meta=meta
-                )
-        return written
+            labels, probs = segment(model, images, meta, device, scales=settings.scales, flip=settings.flip, window=window)
+        return [
+            Output(
+                {"mask": label.astype(np.int64), **({"probabilities": probability} if probabilities else {})},
+                {"class_pixels": class_pixels(label, meta.classes)},
+            )
+            for label, probability in zip(labels, probs, strict=True)
+        ]
+
+    def pictures(self, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta) -> dict[str, Image.Image]:
+        return prediction_pictures(image, arrays["mask"], meta)
+
+    def write(
+        self, out: Path, name: Path, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta, probabilities: bool
+    ) -> list[Path]:
+        """``out/<name>_mask.png``, ``_overlay.png`` and, with ``probabilities``, ``_probs.npy`` (``save_prediction``)."""
+        probs = arrays["probabilities"] if probabilities else None
+        return save_prediction(out / name.parent, name.name, image, arrays["mask"], probs, meta=meta)
 
     def summary(self, scores: Scores) -> str:
         return f"val mIoU {scores['miou']:.4f}"
