@@ -12,35 +12,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from app_browser import chromium, missing, requested_urls, served, upload, wait_for, wait_for_text
-from dla.app import VIEWS, Model, class_areas
+from dla.app import VIEWS, Predictors, class_areas
 from dla.cli import main
-from dla.engine.trainer import train
-from engine_runs import quick_config, shades, squares, write_boundary_folder
+from engine_runs import write_image
 
 TESTS = Path(__file__).parent
 
 
-def checkpoint_of(out: Path) -> str:
-    return str(out / "checkpoints" / "last.pt")
-
-
-@pytest.fixture(scope="module")
-def segmentation_checkpoint(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("segmentation")
-    train(quick_config(out, "model.name=engine_train_tiny", "data.batch_size=4", "optim.epochs=1"), datasets=squares())
-    return checkpoint_of(out)
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("images") / "street.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
-    return path
+    return Path(write_image(tmp_path_factory.mktemp("images") / "street.png", size=(64, 48)))
 
 
 # --- in a browser -------------------------------------------------------------------------------------------
@@ -85,29 +69,12 @@ def test_the_page_refuses_a_file_that_is_not_an_image(page, tmp_path):
 # --- what each task shows, and the settings (no browser) ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def classification_checkpoint(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("classification")
-    overrides = ("task=classification", "model.name=engine_classify_tiny", "data.crop_size=[16, 16]", "data.resize=[16]")
-    train(quick_config(out, *overrides, "data.batch_size=4", "optim.epochs=1"), datasets=shades())
-    return checkpoint_of(out)
-
-
-@pytest.fixture(scope="module")
-def boundary_checkpoint(tmp_path_factory) -> str:
-    root = write_boundary_folder(tmp_path_factory.mktemp("rectangles"), {"train": 2, "val": 1}, (32, 32))
-    out = tmp_path_factory.mktemp("boundaries")
-    overrides = ("task=boundaries", "model.name=engine_train_tiny", "data.dataset=boundary_folder", f"data.root={root}")
-    train(quick_config(out, *overrides, "data.crop_size=[32, 32]", "data.batch_size=2", "optim.epochs=1", "eval.thresholds=9"))
-    return checkpoint_of(out)
-
-
 def test_segmentation_shows_the_overlay_the_mask_and_every_class_area(segmentation_checkpoint, image):
-    model = Model(segmentation_checkpoint, device="cpu")
-    prediction = model.predict(image, {"scales": [1.0], "flip": False})
-    overlay, mask, areas = VIEWS["segmentation"].show(prediction, model.default)
+    predictors = Predictors(segmentation_checkpoint, device="cpu")
+    prediction = predictors.predict(image, {"scales": [1.0], "flip": False})
+    overlay, mask, areas = VIEWS["segmentation"].show(prediction, predictors.default)
     assert overlay.size == mask.size == (64, 48) and mask.mode == "P"
-    assert sorted(row[0] for row in class_areas(prediction)) == sorted(model.default.classes)
+    assert sorted(row[0] for row in class_areas(prediction)) == sorted(predictors.default.classes)
     for (cell, *numbers), (name, *same) in zip(areas, class_areas(prediction), strict=True):  # a colour square, the name
         assert cell.startswith("<span style=") and cell.endswith(f"</span>{name}") and numbers == same
     pixels = [row[1] for row in areas]
@@ -116,22 +83,22 @@ def test_segmentation_shows_the_overlay_the_mask_and_every_class_area(segmentati
 
 
 def test_settings_chosen_on_the_page_make_one_more_predictor_each_kept_for_next_time(segmentation_checkpoint, image):
-    model = Model(segmentation_checkpoint, device="cpu")
-    assert model.predictor({}) is model.default
-    flipped = model.predictor({"flip": True, "scales": [0.5, 1.0]})
-    assert flipped is model.predictor({"scales": [0.5, 1.0], "flip": True}) and flipped is not model.default
-    assert model.predict(image, {"scales": [1.0, 0.5], "flip": True}).size == (64, 48)
+    predictors = Predictors(segmentation_checkpoint, device="cpu")
+    assert predictors.predictor({}) is predictors.default
+    flipped = predictors.predictor({"flip": True, "scales": [0.5, 1.0]})
+    assert flipped is predictors.predictor({"scales": [0.5, 1.0], "flip": True}) and flipped is not predictors.default
+    assert predictors.predict(image, {"scales": [1.0, 0.5], "flip": True}).size == (64, 48)
 
 
 def test_classification_shows_the_most_probable_classes(classification_checkpoint, image):
-    model = Model(classification_checkpoint, device="cpu")
-    (top,) = VIEWS["classification"].show(model.predict(image, {"ten_crop": True}), model.default)
+    predictors = Predictors(classification_checkpoint, device="cpu")
+    (top,) = VIEWS["classification"].show(predictors.predict(image, {"ten_crop": True}), predictors.default)
     assert set(top) == {"dark", "bright"} and sum(top.values()) == pytest.approx(1, abs=1e-4)
 
 
 def test_boundaries_show_the_boundary_map_and_its_thinned_edges(boundary_checkpoint, image):
-    model = Model(boundary_checkpoint, device="cpu")
-    boundaries, thin = VIEWS["boundaries"].show(model.predict(image, {}), model.default)
+    predictors = Predictors(boundary_checkpoint, device="cpu")
+    boundaries, thin = VIEWS["boundaries"].show(predictors.predict(image, {}), predictors.default)
     assert boundaries.size == thin.size == (64, 48)
 
 
@@ -139,7 +106,7 @@ def test_a_file_that_is_not_an_image_is_refused_before_the_model_runs(segmentati
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     with pytest.raises(Exception, match="notes.txt: cannot read the image"):
-        Model(segmentation_checkpoint, device="cpu").predict(notes, {})
+        Predictors(segmentation_checkpoint, device="cpu").predict(notes, {})
 
 
 # --- the command without Gradio ----------------------------------------------------------------------------

@@ -167,7 +167,7 @@ VIEWS = {
 }
 
 
-# --- the model behind the page -----------------------------------------------------------------------------
+# --- the predictors behind the page ------------------------------------------------------------------------
 
 
 def run_settings(predictor: Predictor) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def run_settings(predictor: Predictor) -> dict[str, Any]:
     return predictor.settings["eval"]
 
 
-class Model:
+class Predictors:
     """A checkpoint's predictors: one with the run's settings (and those given to ``dla app``), made at start, and
     the last ``CACHED`` made for other settings chosen on the page, so that a setting tried again is not loaded
     again."""
@@ -215,28 +215,28 @@ def summary_line(prediction: Prediction, name: str) -> str:
     return f"**{name}**: {width}x{height} pixels, predicted in {prediction.seconds:.2f} s"
 
 
-def build_page(model: Model, examples: Sequence[Path] = ()) -> Any:
-    """The page of ``model`` (a ``gradio.Blocks``): an upload, the task's settings, a button, the results and a
+def build_page(predictors: Predictors, examples: Sequence[Path] = ()) -> Any:
+    """The page of ``predictors`` (a ``gradio.Blocks``): an upload, the task's settings, a button, the results and a
     status line; a prediction runs on upload, on an example picked and on the button."""
     gr = require_gradio()
-    predictor = model.default
+    predictor = predictors.default
     with gr.Blocks(
-        title=f"dla: {Path(model.checkpoint).name}", analytics_enabled=False, delete_cache=(KEEP_UPLOADS, KEEP_UPLOADS)
+        title=f"dla: {Path(predictors.checkpoint).name}", analytics_enabled=False, delete_cache=(KEEP_UPLOADS, KEEP_UPLOADS)
     ) as page:
         gr.Markdown(
-            f"# dla: try a model\n`{model.checkpoint}`: {predictor.task}, {len(predictor.classes)} classes "
+            f"# dla: try a model\n`{predictors.checkpoint}`: {predictor.task}, {len(predictor.classes)} classes "
             f"({', '.join(predictor.classes[:12])}{', ...' if len(predictor.classes) > 12 else ''})"
         )
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="Image", type="filepath", elem_id="upload")
-                controls = model.view.controls(gr, run_settings(predictor))
+                controls = predictors.view.controls(gr, run_settings(predictor))
                 button = gr.Button("Predict", variant="primary")
                 if examples:
                     gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Examples")
             with gr.Column(scale=2):
                 status = gr.Markdown("Upload an image.", elem_id="status")
-                outputs = model.view.outputs(gr)
+                outputs = predictors.view.outputs(gr)
         keys = list(controls)
 
         def run(path: str | None, *values: Any) -> list[Any]:
@@ -244,10 +244,10 @@ def build_page(model: Model, examples: Sequence[Path] = ()) -> Any:
                 return [*[None] * len(outputs), "Upload an image."]
             upload_path = Path(path)
             try:
-                prediction = model.predict(upload_path, dict(zip(keys, values, strict=True)))
+                prediction = predictors.predict(upload_path, dict(zip(keys, values, strict=True)))
             except DLAError as error:
                 return [*[None] * len(outputs), f"**Refused**: {described(error, upload_path)}"]
-            return [*model.view.show(prediction, model.default), summary_line(prediction, upload_path.name)]
+            return [*predictors.view.show(prediction, predictors.default), summary_line(prediction, upload_path.name)]
 
         # One prediction at a time (Gradio's queue): the model, and its memory, are shared by every visitor.
         gr.on(
@@ -278,7 +278,7 @@ def serve_app(
     example_files = [path for path, _ in find_images(examples, recursive=False)] if examples else []
     for path in example_files:
         image_header(path)  # names a file that is not an image
-    page = build_page(Model(checkpoint, device, backend, **settings), example_files)
+    page = build_page(Predictors(checkpoint, device, backend, **settings), example_files)
     if host not in (DEFAULT_HOST, "localhost", "::1"):
         print(f"dla app: serving on {host}: the page and the model are open to every machine that reaches it")
     try:
