@@ -98,7 +98,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Write colour masks and overlays (and probabilities), boundary maps, or the most probable classes of images."""
+    """Write class-index masks and overlays (and probabilities), boundary maps, or the most probable classes of images,
+    and summary.json."""
     written = predict_files(
         args.checkpoint,
         args.images,
@@ -240,9 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
-    predict = commands.add_parser("predict", help="colour masks and overlays, boundary maps, or classes of images")
+    predict = commands.add_parser(
+        "predict", help="class-index masks and overlays, boundary maps, or classes of images, and summary.json"
+    )
     predict.add_argument("images", nargs="+", help="image files, folders of images, or glob patterns ('*.png')")
-    predict.add_argument("--checkpoint", required=True, help="a dla checkpoint, or an .onnx file dla export wrote from one")
+    predict.add_argument(
+        "--checkpoint", required=True, help="a dla checkpoint, a folder dla export --format hub wrote, or an .onnx export"
+    )
     predict.add_argument(
         "--out", required=True, help="output folder; outputs keep the images' paths relative to their common folder"
     )
@@ -257,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--probs", action="store_true", help="segmentation, boundaries: also write probabilities (.npy)")
     predict.add_argument("--top-k", type=int, default=5, help="classification: how many classes to list per image")
     predict.add_argument(
-        "--batch-size", type=int, default=1, help="run up to N consecutive images of one size together (default 1)"
+        "--batch-size", type=int, default=1, metavar="N", help="run up to N consecutive images of one size together (default 1)"
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     _add_inference_options(predict)

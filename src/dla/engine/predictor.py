@@ -91,7 +91,11 @@ class Job:
         return self.size[0] * self.size[1]
 
     def read(self) -> Image.Image:
-        return self.given if self.given is not None else load_image(self.path)  # type: ignore[arg-type]
+        if self.given is not None:
+            return self.given
+        if self.path is None:
+            raise ValueError("a Job is given an image or a file to read it from")
+        return load_image(self.path)
 
     def describe(self) -> str:
         return f"{self.path if self.path is not None else 'the image'} ({self.size[0]}x{self.size[1]})"
@@ -139,7 +143,7 @@ class Predictor:
 
     @property
     def palette(self) -> list[tuple[int, int, int]] | None:
-        return [tuple(colour) for colour in self.meta.palette] or None  # type: ignore[misc]
+        return [(int(r), int(g), int(b)) for r, g, b in self.meta.palette] or None
 
     @property
     def settings(self) -> dict[str, Any]:
