@@ -7,10 +7,15 @@ reason, when that folder is absent.
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+
+# No test reaches the Hugging Face Hub: the client (imported later, reading these once) sees an empty cache, offline.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="dla-tests-hf-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DLA_SHARED_ROOT", ROOT.parent / "shared"))

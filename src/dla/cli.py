@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("eval", help="score a checkpoint: mIoU, top-1/top-5 accuracy, or ODS/OIS/AP")
-    evaluate.add_argument("checkpoint", help="a dla checkpoint, or an .onnx file dla export wrote from one")
+    evaluate.add_argument(
+        "checkpoint", help="a dla checkpoint, a folder dla export --format hub wrote (or its hf-hub: name), or an .onnx export"
+    )
     evaluate.add_argument("--dataset", help="dataset name (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
     evaluate.add_argument("--split", default="val")
@@ -246,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("images", nargs="+", help="image files, folders of images, or glob patterns ('*.png')")
     predict.add_argument(
-        "--checkpoint", required=True, help="a dla checkpoint, a folder dla export --format hub wrote, or an .onnx export"
+        "--checkpoint",
+        required=True,
+        help="a dla checkpoint, a folder dla export --format hub wrote (or its hf-hub: name), or an .onnx export",
     )
     predict.add_argument(
         "--out", required=True, help="output folder; outputs keep the images' paths relative to their common folder"

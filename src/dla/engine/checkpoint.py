@@ -41,6 +41,7 @@ from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..models import create_model, load_state_dict_checked, read_state_dict
+from ..models._hub import hub_folder, is_hub_name
 from .config import config_from_dict
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -89,10 +90,15 @@ def remove_stale_temporaries(folder: PathLike) -> list[Path]:
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint`` (on the CPU, with ``weights_only=True``).
 
+    ``path`` may also be a folder written by ``dla export --format hub``, here or on the Hugging Face Hub
+    (``hf-hub:<owner>/<repo>[@<revision>]``, fetched into the Hub's cache).
+
     Raises a DLAError naming the file when it is missing, a folder, empty, not a checkpoint (an image, a text),
     unreadable, or lacks the keys of a dla checkpoint. Loading stays safe: a file that holds Python objects
     other than tensors and plain values is refused, never loaded with ``weights_only=False``.
     """
+    if is_hub_name(path):  # a folder of dla export --format hub, uploaded to the Hugging Face Hub
+        return load_shared_folder(hub_folder(str(path), (HUB_CONFIG, HUB_WEIGHTS)))
     file = Path(path)
     if file.is_dir() and (file / HUB_CONFIG).is_file():
         return load_shared_folder(file)

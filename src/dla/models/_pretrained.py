@@ -1,11 +1,16 @@
 """Pretrained weights: where they are, how they are fetched and checked, and how they are loaded.
 
-Files are fetched with ``torch.hub.download_url_to_file`` into ``<torch.hub.get_dir()>/checkpoints`` and
-read with ``torch.load(..., weights_only=True)``: a checkpoint is untrusted input.
+A model's published weights (``pretrained=True``) are fetched from the Hugging Face Hub copy its cfg names
+(``hf_hub_id``, through ``huggingface_hub``: ``_hub``), else from its original URL with
+``torch.hub.download_url_to_file`` into ``<torch.hub.get_dir()>/checkpoints``, the SHA-256 prefix checked. Files are
+read as safetensors or with ``torch.load(..., weights_only=True)``: a checkpoint is untrusted input. Whatever the
+source, the weights are loaded strictly, after the model family's own key mapping (``filter_checkpoint``), and
+the source used is printed once per process.
 """
 
 import os
 import re
+import sys
 import urllib.error
 import urllib.parse
 from collections.abc import Sequence
@@ -17,9 +22,11 @@ from torch import Tensor, nn
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DLAError
+from ._hub import HUB_PREFIX, hub_file, is_hub_name
 
 # torch.hub's convention: ``name-<first hex digits of the file's SHA-256>.ext``.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
+_BATCH_COUNTER = ".num_batches_tracked"
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class PretrainedCfg:
 
     url: str | None = None
     hash_prefix: str | None = None
+    hf_hub_id: str | None = None  # a Hub copy of the same weights ("timm/dla34.in1k"), tried before ``url``
     num_classes: int = 1000
     input_size: tuple[int, int, int] = (3, 224, 224)
     crop_pct: float = 0.875
@@ -65,37 +73,77 @@ def get_pretrained_cfg(model: nn.Module) -> PretrainedCfg:
 def load_pretrained(model: nn.Module, source: Union[bool, str, "os.PathLike[str]"]) -> None:
     """Load weights into ``model`` in place.
 
-    ``source`` is ``True`` (the model's ``pretrained_cfg.url``, its hash checked), a local path (``.pth``/``.pt``
-    read with ``weights_only=True``, or ``.safetensors``), a folder written by ``dla export --format hub``, or a URL
-    (``file://`` works; a ``-<hex>`` hash in the file name is checked as torch.hub does). ``module.``
-    prefixes (DataParallel) are stripped, and a checkpoint of this project (``{"model": state_dict}``) is
-    unwrapped. When the class count differs the classifier is left freshly initialised; when the model
-    has other than 3 input channels the first convolution's RGB filters are adapted.
+    ``source`` is ``True`` (the model's published weights: ``published_file``), an ``hf-hub:<repo>[@<revision>]``
+    name (``_hub``: timm's uploads, or a folder of ``dla export --format hub`` uploaded as it is), a local path
+    (``.pth``/``.pt`` read with ``weights_only=True``, or ``.safetensors``), a folder written by ``dla export
+    --format hub``, or a URL (``file://`` works; a ``-<hex>`` hash in the file name is checked as torch.hub does).
+    ``module.`` prefixes (DataParallel) are stripped, a checkpoint of this project (``{"model": state_dict}``) is
+    unwrapped, and the family's ``filter_checkpoint`` maps other layouts of the same weights to its keys. When the
+    class count differs the classifier is left freshly initialised; when the model has other than 3 input channels
+    the first convolution's RGB filters are adapted.
     """
     cfg = get_pretrained_cfg(model)
-    source = os.fspath(source) if isinstance(source, os.PathLike) else source
-    if source is True:
-        if not cfg.url:
-            raise DLAError(f"no published weights are known for this model ({cfg.paper_name or type(model).__name__})")
-        path = download(cfg.url, cfg.hash_prefix)
-    elif isinstance(source, str) and os.path.isfile(source):
-        path = source
-    elif isinstance(source, str) and os.path.isdir(source):  # a folder written by dla export --format hub
-        path = os.path.join(source, "model.safetensors")
-        if not os.path.isfile(path):
-            raise DLAError(f"pretrained={source!r} is a folder without model.safetensors (dla export --format hub writes one)")
-    elif isinstance(source, str) and "://" in source:
-        path = download(source, _hash_from_name(source))
-    else:
-        raise DLAError(f"pretrained={source!r} is neither True, an existing file, nor a URL")
+    path, origin = _weights_file(model, cfg, os.fspath(source) if isinstance(source, os.PathLike) else source)
+    _announce(model, origin)
     state_dict = read_state_dict(path)
     filter_checkpoint = getattr(model, "filter_checkpoint", None)
-    if filter_checkpoint is not None:  # a family's own renaming of published keys (torchvision's DenseNet)
+    if filter_checkpoint is not None:  # a family's own mapping of other layouts (torchvision's DenseNet, timm's DLA)
         state_dict = filter_checkpoint(state_dict)
     state_dict = _adapt_input_conv(state_dict, cfg.first_conv, model, path)
     heads = (cfg.classifier,) if isinstance(cfg.classifier, str) else tuple(cfg.classifier)
     state_dict = _drop_mismatched_classifier(state_dict, heads, model)
     load_state_dict_checked(model, state_dict, path, heads)
+
+
+def _weights_file(model: nn.Module, cfg: PretrainedCfg, source: bool | str) -> tuple[str, str]:
+    """The local file of ``source`` and a description of where it came from."""
+    if source is True:
+        return published_file(cfg, _model_name(model))
+    if is_hub_name(source):
+        return hub_file(str(source)), str(source)
+    if isinstance(source, str) and os.path.isfile(source):
+        return source, source
+    if isinstance(source, str) and os.path.isdir(source):  # a folder written by dla export --format hub
+        path = os.path.join(source, "model.safetensors")
+        if not os.path.isfile(path):
+            raise DLAError(f"pretrained={source!r} is a folder without model.safetensors (dla export --format hub writes one)")
+        return path, source
+    if isinstance(source, str) and "://" in source:
+        return download(source, _hash_from_name(source)), source
+    raise DLAError(f"pretrained={source!r} is neither True, an hf-hub: name, an existing file or folder, nor a URL")
+
+
+def published_file(cfg: PretrainedCfg, model_name: str) -> tuple[str, str]:
+    """The published weights of a model (``pretrained=True``): the Hub copy (``cfg.hf_hub_id``) when there is one,
+    else, or when it cannot be had, the original file (``cfg.url``, hash checked). The local path and the source
+    used; a DLAError naming every source tried when none can be had."""
+    if not cfg.hf_hub_id and not cfg.url:
+        raise DLAError(f"no published weights are known for {model_name}")
+    failures = []
+    if cfg.hf_hub_id:
+        try:
+            return hub_file(HUB_PREFIX + cfg.hf_hub_id), HUB_PREFIX + cfg.hf_hub_id
+        except DLAError as e:
+            failures.append(str(e))
+    if cfg.url:
+        try:
+            return download(cfg.url, cfg.hash_prefix), cfg.url
+        except DLAError as e:
+            failures.append(str(e))
+    raise DLAError(
+        f"the published weights of {model_name} could not be had from any source: {' | '.join(failures)}. "
+        "Pass a local copy instead: pretrained='path/to/file.pth' (or .safetensors)"
+    )
+
+
+_announced: set[tuple[str, str]] = set()
+
+
+def _announce(model: nn.Module, origin: str) -> None:
+    """Say once per process, on stderr, where a model's weights came from."""
+    if (key := (_model_name(model), origin)) not in _announced:
+        _announced.add(key)
+        print(f"dla: {key[0]}: weights from {origin}", file=sys.stderr)
 
 
 def download(url: str, hash_prefix: str | None = None) -> str:
@@ -187,8 +235,11 @@ def _drop_mismatched_classifier(state_dict: dict[str, Tensor], heads: Sequence[s
 def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], path: str, heads: Sequence[str] = ()) -> None:
     """Load ``state_dict`` into ``model`` strictly, or raise a DLAError naming ``path`` with the counts (and the first
     few) of missing keys, unexpected keys and shape mismatches. Keys of ``heads`` the file lacks stay as
-    initialised (a new classifier)."""
+    initialised (a new classifier). A BatchNorm layer's batch counter (``num_batches_tracked``, which PyTorch added
+    in 0.4.1: the authors' files predate it) that a file lacks beside that layer's statistics is set to 0, as
+    PyTorch itself does for such files."""
     own = model.state_dict()
+    state_dict = _with_batch_counters(state_dict, own)
     fresh_head = {k for k in own if _in_heads(k, heads)} - set(state_dict)
     missing = [k for k in own if k not in state_dict and k not in fresh_head]
     unexpected = [k for k in state_dict if k not in own]
@@ -204,6 +255,16 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], pat
             f"{_listing('shape mismatches', wrong_shape)}Is it the checkpoint of another model?"
         )
     model.load_state_dict(state_dict, strict=not fresh_head)
+
+
+def _with_batch_counters(state_dict: dict[str, Tensor], own: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state_dict`` with 0 for each BatchNorm batch counter it lacks where it has that layer's statistics."""
+    counters = {
+        k: torch.zeros_like(v)
+        for k, v in own.items()
+        if k.endswith(_BATCH_COUNTER) and k not in state_dict and k.replace(_BATCH_COUNTER, ".running_mean") in state_dict
+    }
+    return {**state_dict, **counters} if counters else state_dict
 
 
 def _model_name(model: nn.Module) -> str:

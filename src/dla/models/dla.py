@@ -118,6 +118,28 @@ class DLA(Backbone):
         )
         init_conv_bn(self, skip=(self.fc,))
 
+    def filter_checkpoint(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """timm's layout of the authors' weights (its Hugging Face Hub copies, ``timm/dla34.in1k``) to the authors'.
+
+        timm builds no ``project`` in trees deeper than 1, whose output the authors' code never uses (``HDA``), so
+        its files lack them: a file that lacks every one of them gets this model's own, which no output depends on
+        (a file lacking only some is left to fail the strict load). A classifier stored as a linear layer,
+        ``(classes, C)``, is viewed as the 1x1 convolution ``fc`` is, ``(classes, C, 1, 1)``. All other keys are the
+        same in both layouts; the authors' layout passes through unchanged.
+        """
+        unused = {
+            f"{name}.project.{key}": value
+            for name, tree in self.named_modules()
+            if isinstance(tree, HDA) and tree.depth > 1 and tree.project is not None
+            for key, value in tree.project.state_dict().items()
+        }
+        if unused and not any(key in state_dict for key in unused):
+            state_dict = {**state_dict, **unused}
+        fc = state_dict.get("fc.weight")
+        if fc is not None and fc.dim() == 2:
+            state_dict = {**state_dict, "fc.weight": fc[:, :, None, None]}
+        return state_dict
+
     def get_classifier(self) -> nn.Module:
         return self.fc
 
@@ -153,9 +175,11 @@ class DLA(Backbone):
 
 
 def _cfg(name: str, file_hash: str, paper_name: str) -> PretrainedCfg:
+    """The authors' ImageNet weights of ``name``: timm's copy on the Hugging Face Hub first, their own URL second."""
     return PretrainedCfg(
         url=f"http://dl.yf.io/dla/models/imagenet/{name}-{file_hash}.pth",
         hash_prefix=file_hash,
+        hf_hub_id=f"timm/{name}.in1k",
         license="BSD-3-Clause",
         paper_name=paper_name,
         origin="https://github.com/ucbdrive/dla (ImageNet-1k, the authors' training)",
