@@ -1,7 +1,7 @@
 """``dla app``: a local web page to try a trained model (Gradio), for people who do not use a terminal.
 
-The page holds one checkpoint (a ``.pt`` file, a folder written by ``dla export --format hub``, or an ``.onnx``
-export). A user uploads an image (or picks one of the ``--examples``), chooses the test-time settings of the
+The page holds one checkpoint (a ``.pt`` file, a folder written by ``dla export --format hub`` or its ``hf-hub:``
+name, or an ``.onnx`` export). A user uploads an image (or picks one of the ``--examples``), chooses the test-time settings of the
 model's task (segmentation: the scales and the mirrored image; classification: ten crops) and sees what the
 model predicts. Every prediction is made by :class:`dla.Predictor`, the code path of ``dla predict``, and shown
 as ``Prediction`` gives it: segmentation, the overlay, the class-index mask (the palette PNG ``dla predict``

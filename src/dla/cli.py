@@ -274,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     app = commands.add_parser("app", help="a local web page to try a checkpoint: upload an image, see the prediction")
     app.add_argument(
-        "--checkpoint", required=True, help="a dla checkpoint, a folder of dla export --format hub, or an .onnx file"
+        "--checkpoint",
+        required=True,
+        help="a dla checkpoint, a folder dla export --format hub wrote (or its hf-hub: name), or an .onnx export",
     )
     app.add_argument("--host", default=DEFAULT_HOST, help=f"address to serve on (default {DEFAULT_HOST}: this machine only)")
     app.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
