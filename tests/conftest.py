@@ -104,3 +104,27 @@ def real_data(data_root):
         return path
 
     return find
+
+
+# Tiny trained checkpoints of each task (``engine_runs.train_tiny``, seconds each), for the tests that predict with one.
+
+
+@pytest.fixture(scope="session")
+def segmentation_checkpoint(tmp_path_factory) -> str:
+    from engine_runs import train_tiny  # registers the stand-in models: only for the tests that use them
+
+    return train_tiny(tmp_path_factory.mktemp("segmentation"), "segmentation")
+
+
+@pytest.fixture(scope="session")
+def classification_checkpoint(tmp_path_factory) -> str:
+    from engine_runs import train_tiny
+
+    return train_tiny(tmp_path_factory.mktemp("classification"), "classification")
+
+
+@pytest.fixture(scope="session")
+def boundary_checkpoint(tmp_path_factory) -> str:
+    from engine_runs import train_tiny
+
+    return train_tiny(tmp_path_factory.mktemp("boundaries"), "boundaries", tmp_path_factory.mktemp("rectangles"))

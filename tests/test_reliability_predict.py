@@ -16,23 +16,7 @@ from dla.engine.predict import find_images, output_names, predict_files
 from dla.engine.predictor import window_for
 from dla.errors import DLAError
 from dla.tasks import segmentation
-from engine_runs import train_tiny, write_image
-
-
-@pytest.fixture(scope="module")
-def segmentation_checkpoint(tmp_path_factory) -> str:
-    return train_tiny(tmp_path_factory.mktemp("segmentation"), "segmentation")
-
-
-@pytest.fixture(scope="module")
-def classification_checkpoint(tmp_path_factory) -> str:
-    return train_tiny(tmp_path_factory.mktemp("classification"), "classification")
-
-
-@pytest.fixture(scope="module")
-def boundary_checkpoint(tmp_path_factory) -> str:
-    return train_tiny(tmp_path_factory.mktemp("boundaries"), "boundaries", tmp_path_factory.mktemp("rectangles"))
-
+from engine_runs import write_image
 
 # 1. The same file name in two folders
 

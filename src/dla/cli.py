@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from . import distributed
+from .app import DEFAULT_HOST, DEFAULT_PORT, serve_app
 from .bench import bench, tables
 from .bench.workload import parse_model_args
 from .complexity import count_macs, count_params
@@ -114,6 +115,19 @@ def cmd_predict(args: argparse.Namespace) -> None:
         **_inference_settings(args),
     )
     print(f"wrote {len(written)} files to {args.out}")
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    """Serve a local page to try a checkpoint in a browser (Gradio): upload an image, see the prediction."""
+    serve_app(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        examples=args.examples,
+        device=args.device,
+        backend=args.backend,
+        **_inference_settings(args),
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -257,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
     _add_inference_options(predict)
     predict.set_defaults(func=cmd_predict)
+
+    app = commands.add_parser("app", help="a local web page to try a checkpoint: upload an image, see the prediction")
+    app.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a dla checkpoint, a folder dla export --format hub wrote (or its hf-hub: name), or an .onnx export",
+    )
+    app.add_argument("--host", default=DEFAULT_HOST, help=f"address to serve on (default {DEFAULT_HOST}: this machine only)")
+    app.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    app.add_argument("--examples", nargs="+", default=[], help="images (files, folders, glob patterns) offered on the page")
+    _add_inference_options(app)
+    app.set_defaults(func=cmd_app)
 
     export = commands.add_parser("export", help="a checkpoint or a model to ONNX, or a checkpoint to a folder to share (hub)")
     export.add_argument("source", metavar="CHECKPOINT_OR_MODEL", help="a dla checkpoint file, or a model name (dla models)")
