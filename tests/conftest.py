@@ -42,6 +42,14 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_folder(tmp_path_factory):
+    """The counts ``dla models`` caches (``dla.model_facts``) go to a folder of the session, not the user's home."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 def require_reference():
     """Skip the calling test when the shared reference folder is not there."""
     if not REFERENCE.is_dir():

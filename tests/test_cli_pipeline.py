@@ -94,6 +94,8 @@ def test_demo_trains_evaluates_and_draws(tmp_path, capsys):
     assert "mIoU" in printed and "baseline" in printed
     assert (run / "plots" / "curves.png").is_file()
     assert len(list((run / "predictions").glob("*_overlay.png"))) == 4
+    with Image.open(run / "plots" / "predictions.png") as panel:  # 4 rows of image, ground truth, prediction
+        assert panel.mode == "RGB" and panel.height > panel.width
     weights = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert main(args) == 0  # a finished demo is scored again, not retrained
     again = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]

@@ -16,7 +16,8 @@ from dla.engine.config import load_config
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import create_model
-from dla.tasks.boundaries import boundary_loss, draw_pr_curve, gradient_magnitude
+from dla.tasks.boundaries import ISO_F, boundary_loss, draw_pr_curve, gradient_magnitude, pr_figure
+from dla.tasks.visualize import figure_image
 from engine_runs import quick_config, write_boundary_folder
 
 
@@ -67,13 +68,27 @@ def test_gradient_magnitude_peaks_on_the_edge():
 
 
 def test_pr_curve_draws_contours_curves_and_the_ods_point():
-    result = {"recall": [0.9, 0.6, 0.3], "precision": [0.4, 0.7, 0.9], "ods": 0.646, "ods_recall": 0.6, "ods_precision": 0.7}
+    result = {
+        "recall": [0.9, 0.6, 0.3, 0.0],
+        "precision": [0.4, 0.7, 0.9, 0.0],
+        "ods": 0.646,
+        "ods_recall": 0.6,
+        "ods_precision": 0.7,
+    }
     other = {"recall": [0.8, 0.5, 0.2], "precision": [0.2, 0.5, 0.6], "ods": 0.5, "ods_recall": 0.5, "ods_precision": 0.5}
-    picture = draw_pr_curve([("ours", result), ("baseline", other)])
-    pixels = np.asarray(picture)
-    for colour in ((214, 39, 40), (31, 119, 180)):  # each curve in its colour
+    figure = pr_figure([("ours", result), ("baseline", other)])
+    pixels = np.asarray(figure_image(figure))
+    for colour in ((214, 39, 40), (31, 119, 180)):  # each curve in its colour (matplotlib's C3, C0)
         assert (pixels == colour).all(axis=2).sum() > 50
-    assert (pixels == (200, 200, 200)).all(axis=2).sum() > 200  # iso-F contours
+    axes = figure.axes[0]
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["[F=0.646] ours", "[F=0.500] baseline"]
+    assert axes.get_xlim() == axes.get_ylim() == (0.0, 1.0) and axes.get_xlabel() == "Recall"
+    curve, ods = axes.lines[:2]
+    assert list(curve.get_xdata()) == [0.9, 0.6, 0.3] and list(curve.get_ydata()) == [0.4, 0.7, 0.9]  # nothing found: left out
+    assert list(ods.get_xdata()) == [0.6] and list(ods.get_ydata()) == [0.7]
+    labels = sorted(float(text.get_text()) for text in axes.texts)  # the iso-F contours, labelled
+    assert labels == list(ISO_F)
+    assert draw_pr_curve([("ours", result)]).mode == "RGB"
 
 
 def test_task_defaults_and_keys():

@@ -40,6 +40,15 @@ def records(out_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_the_loss_since_the_last_record_is_logged_before_each_evaluation(tmp_path):
+    """Records every 5 iterations and before each evaluation, so that the curves drawn after one reach it (an
+    epoch shorter than the log interval once drew no loss at all)."""
+    out = tmp_path / "run"
+    train(config(out, "data.batch_size=2", "log.every_iterations=5"), datasets=squares())  # 4 iterations an epoch
+    logged = [(r["iteration"], "loss" in r) for r in records(out)]
+    assert logged == [(4, True), (4, False), (5, True), (8, True), (8, False)]
+
+
 def calls_then(monkeypatch, after: int, effect):
     """Make the trainer's loss call ``effect(loss, logits)`` from its ``after + 1``-th call on."""
     real, count = segmentation.segmentation_loss, [0]

@@ -5,16 +5,14 @@ import os
 import sys
 from typing import Any
 
-import torch
-
 from . import distributed
 from .app import DEFAULT_HOST, DEFAULT_PORT, serve_app
 from .bench import bench, tables
 from .bench.workload import parse_model_args
-from .complexity import count_macs, count_params
 from .data.cityscapes import prepare_cityscapes
 from .distributed import launched_as_main
 from .engine.baselines import draw_pr_curves, evaluate_baseline
+from .engine.browse import DEFAULT_SAMPLES, browse
 from .engine.config import load_config
 from .engine.demo import run_demo
 from .engine.evaluate import evaluate_checkpoint
@@ -24,49 +22,50 @@ from .engine.trainer import train
 from .errors import DLAError
 from .inference import BACKENDS
 from .inference.onnx import DEFAULT_OPSET
-from .models import create_model, list_models
+from .model_facts import FactsCache, size_key
+from .models import list_models
 from .tasks import get_task
 from .tasks.boundaries import format_boundary_scores
 
 
 def cmd_models(args: argparse.Namespace) -> None:
     """Print the registered models: name, the paper's name, block, parameters, multiply-adds, and the paper's
-    own figures (``models._paper``) next to ours at the paper's input size where the paper gives them."""
+    own figures (``models._paper``) next to ours at the paper's input size where the paper gives them. The counts
+    come from the cache of this code version where they were counted before (``dla.model_facts``)."""
     from .models._paper import paper_figures  # only the models table reads the papers' figures
-    from .models._pretrained import get_pretrained_cfg
 
     names = list_models(args.pattern)
     if not names:
         raise DLAError(f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}")
-    size = args.input_size
+    size = (args.input_size, args.input_size)
     header = [
         "name",
         "paper name",
         "block",
         "params (M)",
-        f"MACs at {size}x{size} (G)",
+        f"MACs at {size_key(size)} (G)",
         "paper params (M)",
         "paper MACs (G)",
         "MACs at the paper's size (G)",
     ]
-    rows = []
+    rows, cache = [], FactsCache()
     for name in names:
-        with torch.device("meta"):
-            model = create_model(name).eval()
         paper = paper_figures(name)
         paper_size = paper.input_size
+        facts = cache.facts(name, [size] if paper_size is None else [size, paper_size])
         rows.append(
             [
                 name,
-                get_pretrained_cfg(model).paper_name,
-                getattr(model, "block_name", ""),
-                f"{count_params(model) / 1e6:.2f}",
-                f"{count_macs(model, (1, 3, size, size)) / 1e9:.3f}",
+                facts.paper_name,
+                facts.block,
+                f"{facts.params / 1e6:.2f}",
+                f"{facts.macs[size_key(size)] / 1e9:.3f}",
                 "" if paper.params is None else f"{paper.params:g}",
                 "" if paper.macs is None or paper_size is None else f"{paper.macs:g} at {paper_size[0]}x{paper_size[1]}",
-                "" if paper_size is None else f"{count_macs(model, (1, 3, *paper_size)) / 1e9:.3f}",
+                "" if paper_size is None else f"{facts.macs[size_key(paper_size)] / 1e9:.3f}",
             ]
         )
+    cache.save()
     print(_table(header, rows, args.format))
 
 
@@ -150,6 +149,11 @@ def cmd_baseline(args: argparse.Namespace) -> None:
 def cmd_pr_curve(args: argparse.Namespace) -> None:
     """Draw the precision-recall curves of several boundary results (``dla eval`` / ``dla baseline`` JSON) together."""
     print(f"wrote {draw_pr_curves(args.results, args.out)}")
+
+
+def cmd_browse(args: argparse.Namespace) -> None:
+    """Draw augmented training samples with their labels, as the training transform of the config makes them."""
+    print(f"wrote {browse(load_config(args.config, args.set), args.split, args.n, args.out)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -306,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr_curve.add_argument("results", nargs="+", help="JSON files written by dla eval --output or dla baseline --output")
     pr_curve.add_argument("--out", required=True, help="the PNG to write")
     pr_curve.set_defaults(func=cmd_pr_curve)
+
+    browse_ = commands.add_parser("browse", help="draw augmented training samples with their labels, before training")
+    browse_.add_argument("config", help="a YAML file, e.g. configs/camvid_cpu.yaml")
+    _add_overrides(browse_)
+    browse_.add_argument("--split", help="the split to draw (default: the config's data.train_split)")
+    browse_.add_argument("--n", type=int, default=DEFAULT_SAMPLES, help=f"how many samples (default {DEFAULT_SAMPLES})")
+    browse_.add_argument("--out", help="the PNG to write (default: browse_<dataset>_<split>.png)")
+    browse_.set_defaults(func=cmd_browse)
 
     demo = commands.add_parser("demo", help="train and evaluate a compact model on synthetic shapes (CPU, minutes)")
     demo.add_argument("--out", default="runs/demo", help="run directory (a finished demo is not retrained)")

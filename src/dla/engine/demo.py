@@ -2,7 +2,8 @@
 
 Everything comes from the packaged ``demo.yaml`` (overridable with ``--set``); no file or download is
 needed. The run directory gets, besides what every run has, ``predictions/`` (colour masks and overlays
-of the first validation images) and ``plots/curves.png`` (training loss and validation mIoU).
+of the first validation images), ``plots/predictions.png`` (those images, their ground truth and the predictions
+side by side) and ``plots/curves.png`` (training loss and validation mIoU).
 """
 
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from ..data import build_dataset
 from ..data.base import SegmentationDataset
 from ..errors import DLAError
 from ..metrics.segmentation import ConfusionMatrix, format_table
-from ..tasks.segmentation import predict, save_prediction
+from ..tasks.segmentation import draw_predictions, predict, save_prediction
 from .checkpoint import model_from_checkpoint
 from .config import load_config
 from .rundir import RunDir
@@ -37,14 +38,17 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[
     val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)  # raw images
     if not isinstance(val_set, SegmentationDataset):
         raise DLAError(f"the demo draws segmentation masks, but {data.dataset} is a {val_set.task} dataset")
+    rows = []
     for i in range(min(PREDICTIONS, len(val_set))):
-        image, _ = val_set.read(i)
+        image, truth = val_set.read(i)
         label, _ = predict(model, image, meta)
         save_prediction(run.root / "predictions", f"val_{i:03d}", image, label, meta=meta)
+        rows.append((f"val {i}", image, truth, label))
+    draw_predictions(rows, meta).save(run.plots / "predictions.png")
 
     print(format_table(scores, meta.classes))
     print(f"baseline, every pixel the most frequent class: mIoU {majority_baseline(val_set)['miou']:.4f}")
-    print(f"run directory: {run.root} (predictions/, plots/curves.png, metrics.jsonl)")
+    print(f"run directory: {run.root} (predictions/, plots/predictions.png, plots/curves.png, metrics.jsonl)")
     return scores
 
 

@@ -215,9 +215,7 @@ def _train(
                     progress.update()
                     loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
                     if iteration % cfg.log.every_iterations == 0:
-                        if logger is not None:
-                            logger.log({"epoch": epoch + 1, "iteration": iteration, "loss": loss_sum / loss_count, "lr": lr})
-                        progress.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / loss_count:.4f}", lr=f"{lr:.2e}")
+                        log_loss(logger, progress, epoch + 1, iteration, loss_sum / loss_count, lr)
                         loss_sum, loss_count = 0.0, 0
                     if stopping:
                         raise KeyboardInterrupt
@@ -228,6 +226,9 @@ def _train(
             # images, and the counts are summed), and keep the best (last.pt then records the new best score).
             save(run.last)
             if (epoch + 1) % cfg.eval.every_epochs == 0 or iteration == total:
+                if loss_count:  # the iterations since the last record, so that the curves drawn next reach this one
+                    log_loss(logger, progress, epoch + 1, iteration, loss_sum / loss_count, lr)
+                    loss_sum, loss_count = 0.0, 0
                 scores = task.evaluate(model, val_set, cfg, device)
                 if logger is not None:
                     report_evaluation(run, logger, task, meta, scores, epoch + 1, iteration, max(best_score, scores[task.score]))
@@ -248,6 +249,13 @@ def _train(
     if not scores:  # the run had already finished: nothing trained, so score what there is
         scores = task.evaluate(model, val_set, cfg, device)
     return scores
+
+
+def log_loss(logger: MetricsLogger | None, progress: tqdm, epoch: int, iteration: int, loss: float, lr: float) -> None:
+    """A training record (the mean loss since the last one, and the lr) in the log (rank 0) and the progress bar."""
+    if logger is not None:
+        logger.log({"epoch": epoch, "iteration": iteration, "loss": loss, "lr": lr})
+    progress.set_postfix(epoch=epoch, loss=f"{loss:.4f}", lr=f"{lr:.2e}")
 
 
 def accumulate_gradients(

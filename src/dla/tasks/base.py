@@ -32,6 +32,16 @@ class Output(NamedTuple):
     summary: dict[str, Any]
 
 
+class Sample(NamedTuple):
+    """One sample to draw: ``title``, what names it in the picture (``"#12"``, the dataset index); ``image``, the RGB
+    image; ``target``, its label as the transforms give it (an ``H x W`` array for dense tasks, a class index for
+    classification)."""
+
+    title: str
+    image: Image.Image
+    target: Any
+
+
 class Task(ABC):
     """One task's part of training, evaluation and prediction.
 
@@ -130,3 +140,8 @@ class Task(ABC):
     @abstractmethod
     def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         """Pictures of the scores, by name (``{"confusion": image}``)."""
+
+    @abstractmethod
+    def draw_samples(self, samples: Sequence[Sample], meta: DatasetMeta) -> Image.Image:
+        """A grid of ``samples``, each image with its target shown on it (``dla browse``: what the training
+        transform makes of the data)."""

@@ -12,11 +12,11 @@ every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -29,10 +29,17 @@ from ..data.transforms import eval_transforms
 from ..distributed import is_main_process, shard_indices
 from ..losses import BINARY_LOSSES, LossTerm, binary_cross_entropy, combined_loss
 from ..metrics.boundaries import BoundaryBenchmark, thin_edges
-from .base import Criterion, Output, Scores, Task
+from .base import Criterion, Output, Sample, Scores, Task
 from .segmentation import dense_backbone, dense_loss_problems, dense_loss_terms, dense_model, dense_train_transform, to_input
+from .visualize import draw_grid, figure_image, new_figure, overlay
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ISO_F = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the contours of Fig. 7
+ISO_F_COLOUR = "#5fb35f"  # BSDS draws its iso-F contours in green
+CURVE_COLOURS = ("C3", "C0", "C1", "C4", "C5", "C6", "C8", "C9")  # matplotlib's, without its green
+SAMPLE_MARKS = (("boundary", (255, 0, 0)), ("ignored", (0, 128, 255)))  # how draw_samples paints a label
 EDGE_THRESHOLD = 0.5  # a thinned pixel of at least this probability counts as an edge in a prediction's summary
 
 
@@ -119,39 +126,31 @@ def format_boundary_scores(result: dict[str, Any]) -> str:
     return "\n".join(f"{name:<4} {value:.4f}  {note}".rstrip() for name, value, note in rows)
 
 
-def draw_pr_curve(curves: Sequence[tuple[str, dict[str, Any]]], size: int = 480) -> Image.Image:
-    """Precision against recall in the style of the paper's Fig. 7: iso-F contours (grey), each curve with
-    its ODS point marked, and a legend ``[F=.794] name``. ``curves``: ``(name, BoundaryBenchmark result)``."""
-    margin, side = 48, size - 2 * 48
-    canvas = Image.new("RGB", (size + 160, size), "white")
-    draw = ImageDraw.Draw(canvas)
+def draw_pr_curve(curves: Sequence[tuple[str, dict[str, Any]]]) -> Image.Image:
+    """Precision-recall curves as an RGB image (``pr_figure``)."""
+    return figure_image(pr_figure(curves))
 
-    def to_pixel(recall: float, precision: float) -> tuple[float, float]:
-        return margin + recall * side, margin + (1 - precision) * side
 
-    for f in ISO_F:  # precision as a function of recall on the contour F = f
-        points = [(r, f * r / (2 * r - f)) for r in np.linspace(f / 2 + 1e-3, 1, 60) if 0 <= f * r / (2 * r - f) <= 1]
-        draw.line([to_pixel(r, p) for r, p in points], fill=(200, 200, 200), width=1)
-        draw.text(to_pixel(points[-1][0], points[-1][1]), f"{f:.1f}", fill=(150, 150, 150))
-    draw.rectangle([margin, margin, margin + side, margin + side], outline="black")
-    for i in range(6):
-        tick = i / 5
-        draw.text((margin + tick * side - 8, margin + side + 6), f"{tick:.1f}", fill="black")
-        draw.text((margin - 28, margin + (1 - tick) * side - 6), f"{tick:.1f}", fill="black")
-    draw.text((margin + side // 2 - 16, size - 20), "Recall", fill="black")
-    draw.text((4, margin - 28), "Precision", fill="black")
+def pr_figure(curves: Sequence[tuple[str, dict[str, Any]]]) -> "Figure":
+    """Precision against recall in the style of the paper's Fig. 7 and the BSDS benchmark's plots: iso-F contours
+    (green, labelled), each curve with its ODS point circled, and a legend ``[F=0.794] name`` in the curves' order.
+    ``curves``: ``(name, BoundaryBenchmark result)``; the thresholds where nothing is found (recall and precision
+    both 0) are left out of a curve."""
+    figure = new_figure(6.0, 5.0)
+    axes = figure.add_subplot()
+    r, p = np.meshgrid(np.linspace(0.01, 1.0, 100), np.linspace(0.01, 1.0, 100))
+    axes.clabel(axes.contour(r, p, 2 * p * r / (p + r), levels=ISO_F, colors=ISO_F_COLOUR, linewidths=0.8), fontsize=7)
     for k, (name, result) in enumerate(curves):
-        colour = _COLOURS[k % len(_COLOURS)]
-        points = [to_pixel(r, p) for r, p in zip(result["recall"], result["precision"], strict=True) if r > 0 or p > 0]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        x, y = to_pixel(result["ods_recall"], result["ods_precision"])
-        draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
-        draw.text((margin + side + 12, margin + 16 * k), f"[F={result['ods']:.3f}] {name}", fill=colour)
-    return canvas
-
-
-_COLOURS = ((214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189))
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        recall, precision = np.asarray(result["recall"], float), np.asarray(result["precision"], float)
+        found = (recall > 0) | (precision > 0)
+        axes.plot(recall[found], precision[found], color=colour, linewidth=2, label=f"[F={result['ods']:.3f}] {name}")
+        axes.plot(result["ods_recall"], result["ods_precision"], "o", color=colour, markersize=8, markerfacecolor="none")
+    axes.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="Recall", ylabel="Precision")
+    axes.grid(alpha=0.3)
+    if curves:
+        axes.legend(loc="lower left", fontsize=8)
+    return figure
 
 
 def write_boundaries(
@@ -270,6 +269,20 @@ class BoundaryTask(Task):
     def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
 
+    def draw_samples(self, samples: Sequence[Sample], meta: DatasetMeta) -> Image.Image:
+        """Each image with its boundary pixels painted red and its ignored ones (padding, uncertain) blue."""
+        colours = [colour for _, colour in SAMPLE_MARKS]
+        tiles = [(overlay(image, _marks(target, meta.ignore_index), colours, 0.8), title) for title, image, target in samples]
+        return draw_grid(tiles, legend=SAMPLE_MARKS)
+
+
+def _marks(target: np.ndarray, ignore_index: int) -> np.ndarray:
+    """A boundary label (1, 0, ``ignore_index``) as indices into ``SAMPLE_MARKS`` (0 boundary, 1 ignored; 255 none)."""
+    marks = np.full(np.shape(target), IGNORE_INDEX, dtype=np.int64)
+    marks[np.asarray(target) == 1] = 0
+    marks[np.asarray(target) == ignore_index] = 1
+    return marks
+
 
 __all__ = [
     "BoundaryTask",
@@ -277,6 +290,7 @@ __all__ = [
     "boundary_loss",
     "boundary_probability",
     "draw_pr_curve",
+    "pr_figure",
     "evaluate_boundaries",
     "evaluate_gradient_baseline",
     "format_boundary_scores",

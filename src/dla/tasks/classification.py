@@ -29,8 +29,8 @@ from ..errors import DLAError
 from ..metrics.classification import AccuracyMeter
 from ..metrics.segmentation import ConfusionMatrix, format_percent, segmentation_scores
 from ..models import create_model
-from .base import Criterion, Output, Scores, Task
-from .visualize import draw_confusion_matrix
+from .base import Criterion, Output, Sample, Scores, Task
+from .visualize import MAX_NAME, draw_confusion_matrix, draw_grid
 
 
 def classification_loss(logits: Tensor, target: Tensor, class_weights: Tensor | None = None) -> Tensor:
@@ -240,3 +240,7 @@ class ClassificationTask(Task):
 
     def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"confusion": draw_confusion_matrix(result["confusion"], classes)}
+
+    def draw_samples(self, samples: Sequence[Sample], meta: DatasetMeta) -> Image.Image:
+        """Each image titled with its class name."""
+        return draw_grid([(image, f"{title} {meta.classes[int(target)][:MAX_NAME]}") for title, image, target in samples])

@@ -1,21 +1,23 @@
-"""Training curves drawn with PIL alone (no matplotlib): loss per iteration and a validation score per epoch.
+"""Training curves drawn with matplotlib: the loss per iteration and a validation score per epoch.
 
 Reads the training log, one JSON object per line; records with ``iteration`` and ``loss`` make the loss
 curve, records with ``epoch`` and ``val_<score>`` (``val_miou``, ``val_top1``, ``val_ods``) the score's
-curve; other records and keys are ignored.
+curve; other records and keys are ignored. Every point has a marker, so a curve of one point shows; the axes
+are matplotlib's autoscaled ones (a lone value gets a small span around it), with integer ticks for iterations
+and epochs and the score's axis kept within [0, 1]; a chart without points says so, without axes ticks.
 """
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
-
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING
 
 from ..errors import DLAError
+from .visualize import figure_image, new_figure
 
-PANEL = (480, 320)  # width, height of one chart
-MARGIN = (60, 30, 20, 40)  # left, top, right, bottom space around the plotting area
-LINE_COLOUR = (31, 119, 180)
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 SCORE_NAMES = {"miou": "mIoU", "top1": "top-1 accuracy", "ods": "ODS"}
 Points = list[tuple[float, float]]
 
@@ -39,51 +41,47 @@ def _read_series(path: Path, score: str) -> tuple[Points, Points]:
     return loss, scores
 
 
-def _span(values: Sequence[float]) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    return (low - 0.5, high + 0.5) if low == high else (low, high)
-
-
-def _draw_chart(draw: ImageDraw.ImageDraw, origin: tuple[int, int], points: Points, title: str, x_label: str) -> None:
-    """One line chart in the ``PANEL`` whose top-left corner is ``origin``: title, axes, 5 ticks per axis."""
-    left, top = origin[0] + MARGIN[0], origin[1] + MARGIN[1]
-    right, bottom = origin[0] + PANEL[0] - MARGIN[2], origin[1] + PANEL[1] - MARGIN[3]
-    draw.text((left, origin[1] + 8), title, fill="black")
-    draw.line([(left, top), (left, bottom), (right, bottom)], fill="black")
+def _chart(axes: "Axes", points: Points, title: str, x_label: str, y_label: str) -> None:
+    """One line chart with a marker per point and integer ticks on x; a note instead of a line without points."""
+    axes.set_title(title, fontsize=10)
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.grid(alpha=0.3)
     if not points:
-        draw.text((left + 10, top + 10), "no data", fill="gray")
+        axes.set(xticks=[], yticks=[])
+        axes.text(0.5, 0.5, "nothing logged yet", transform=axes.transAxes, ha="center", va="center", color="grey")
         return
-    (x0, x1), (y0, y1) = _span([p[0] for p in points]), _span([p[1] for p in points])
+    axes.locator_params(axis="x", integer=True, min_n_ticks=1)  # one epoch: one tick, at its number
+    xs, ys = zip(*points, strict=True)
+    axes.plot(xs, ys, color="C0", linewidth=2, marker="o", markersize=4 if len(points) <= 50 else 0, clip_on=False)
 
-    def to_pixel(x: float, y: float) -> tuple[float, float]:
-        return left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)
 
-    for i in range(5):
-        fraction = i / 4
-        tx, ty = left + fraction * (right - left), bottom - fraction * (bottom - top)
-        draw.line([(tx, bottom), (tx, bottom + 4)], fill="black")
-        draw.text((tx - 12, bottom + 6), f"{x0 + fraction * (x1 - x0):.4g}", fill="black")
-        draw.line([(left - 4, ty), (left, ty)], fill="black")
-        draw.text((origin[0] + 4, ty - 6), f"{y0 + fraction * (y1 - y0):.3g}", fill="black")
-    draw.text(((left + right) // 2 - 20, bottom + 22), x_label, fill="black")
-    pixels = [to_pixel(x, y) for x, y in points]
-    draw.line(pixels, fill=LINE_COLOUR, width=2)
-    for x, y in pixels:  # markers, so that a single point shows too
-        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=LINE_COLOUR)
+def curves_figure(loss: Points, scores: Points, score: str = "miou") -> "Figure":
+    """The training loss against the iteration (left) and the validation ``score`` against the epoch (right),
+    its best value in the title."""
+    figure = new_figure(9.6, 3.4)
+    loss_axes, score_axes = figure.subplots(1, 2)
+    _chart(loss_axes, loss, "training loss", "iteration", "loss")
+    name = SCORE_NAMES.get(score, score)
+    title = f"validation {name}"
+    if scores:
+        best_epoch, best = max(scores, key=lambda point: point[1])
+        title += f" (best {best:.4f}, epoch {best_epoch:g})"
+    _chart(score_axes, scores, title, "epoch", name)
+    if scores:  # scores are fractions: the autoscaled span, never beyond [0, 1]
+        low, high = score_axes.get_ylim()
+        score_axes.set_ylim(max(low, 0.0), min(high, 1.0))
+    return figure
 
 
 def plot_curves(metrics_jsonl_path: str | Path, out_png: str | Path, score: str = "miou") -> Path:
-    """Draw the training loss (left) and the validation ``score`` (right: ``miou``, ``top1``) of a JSONL log
-    into ``out_png``; returns its path.
+    """Draw the training loss (left) and the validation ``score`` (right: ``miou``, ``top1``, ``ods``) of a JSONL
+    log into ``out_png``; returns its path.
 
-    A chart with no records says "no data" instead of failing, so the plot can be drawn mid-training.
+    A chart with no records says so instead of failing, so the plot can be drawn mid-training.
     """
     loss, scores = _read_series(Path(metrics_jsonl_path), score)
-    canvas = Image.new("RGB", (2 * PANEL[0], PANEL[1]), "white")
-    draw = ImageDraw.Draw(canvas)
-    _draw_chart(draw, (0, 0), loss, "training loss", "iteration")
-    _draw_chart(draw, (PANEL[0], 0), scores, f"validation {SCORE_NAMES.get(score, score)}", "epoch")
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, format="PNG")
+    figure_image(curves_figure(loss, scores, score)).save(out, format="PNG")
     return out

@@ -34,14 +34,15 @@ from ..inference.tiled import sliding_window
 from ..losses import SOFTMAX_LOSSES, LossFunction, LossTerm, combined_loss, cross_entropy, loss_terms
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..models import create_model
-from .base import Criterion, Output, Scores, Task
+from .base import Criterion, Output, Sample, Scores, Task
 from .curves import plot_curves
-from .visualize import as_rgb_image, class_index_image, colorize, draw_confusion_matrix, overlay
+from .visualize import as_rgb_image, class_index_image, colorize, draw_confusion_matrix, draw_grid, overlay, palette_legend
 
 __all__ = [
     "SegmentationTask",
     "colorize",
     "dense_model",
+    "draw_predictions",
     "evaluate_segmentation",
     "evaluated_at",
     "infer",
@@ -272,6 +273,18 @@ def save_prediction(
     return written
 
 
+def draw_predictions(rows: Sequence[tuple[str, Image.Image, np.ndarray, np.ndarray]], meta: DatasetMeta) -> Image.Image:
+    """A panel of predictions next to the ground truth: per ``(title, image, truth, prediction)`` row (``H x W``
+    class-index maps), the image, the true classes and the predicted ones in ``meta``'s colours (ignored pixels
+    black), with a legend of the classes shown."""
+    tiles = []
+    for title, image, truth, prediction in rows:
+        tiles += [(image, title), (colorize(truth, meta.palette, meta.ignore_index), "ground truth")]
+        tiles.append((colorize(prediction, meta.palette, meta.ignore_index), "prediction"))
+    legend = palette_legend(meta.classes, meta.palette, [label for row in rows for label in row[2:]])
+    return draw_grid(tiles, columns=3, legend=legend)
+
+
 def dense_model(cfg: Config, num_classes: int, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
     """A dense-prediction model with ``num_classes`` outputs, ``model.down_ratio`` when set (DLA's), and the
     keyword arguments that rebuild it; a model that does not take them is named with what it refused."""
@@ -407,3 +420,10 @@ class SegmentationTask(Task):
 
     def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"confusion": draw_confusion_matrix(result["confusion"], classes)}
+
+    def draw_samples(self, samples: Sequence[Sample], meta: DatasetMeta) -> Image.Image:
+        """Each image with its classes blended in (``overlay``; ignored pixels left as they are) and a legend of the
+        classes shown."""
+        palette, ignore = meta.palette, meta.ignore_index
+        tiles = [(overlay(image, target, palette, ignore_index=ignore), title) for title, image, target in samples]
+        return draw_grid(tiles, legend=palette_legend(meta.classes, meta.palette, [target for _, _, target in samples]))
