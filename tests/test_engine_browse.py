@@ -13,6 +13,7 @@ from dla.cli import main
 from dla.data import BSDS_META, CAMVID_META
 from dla.engine.browse import training_samples
 from dla.engine.datasets import build_datasets
+from dla.engine.demo import NEXT_STEPS
 from dla.engine.sampling import make_train_loader
 from dla.errors import DLAError
 from dla.tasks import boundaries, classification, get_task, segmentation
@@ -149,3 +150,21 @@ def test_browse_the_camvid_recipe(real_data, tmp_path, monkeypatch):
     assert main(["browse", str(config), "--n", "4", "--out", str(tmp_path / "camvid.png")]) == 0
     with Image.open(tmp_path / "camvid.png") as image:
         assert image.mode == "RGB" and image.width > 400
+
+
+def test_the_demos_next_steps_config_reads_a_folder_layout(tmp_path, capsys):
+    """``configs/my_data.yaml``, which ``dla demo`` points to, on a folder of the layout its header describes."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (tmp_path / "data" / "images" / split).mkdir(parents=True)
+        (tmp_path / "data" / "masks" / split).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / "images" / split / f"{i}.jpg"
+            )
+            Image.fromarray(rng.integers(0, 3, (48, 64), dtype=np.uint8)).save(tmp_path / "data" / "masks" / split / f"{i}.png")
+    (tmp_path / "data" / "classes.txt").write_text("road\ncar\nsky\n")
+    config = Path(__file__).resolve().parents[1] / "configs" / "my_data.yaml"
+    out = tmp_path / "grid.png"
+    assert main(["browse", str(config), "--set", f"data.root={tmp_path / 'data'}", "--n", "2", "--out", str(out)]) == 0
+    assert out.is_file() and "my_data.yaml" in NEXT_STEPS

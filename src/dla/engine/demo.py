@@ -25,6 +25,10 @@ from .rundir import RunDir
 from .trainer import train
 
 PREDICTIONS = 4  # validation images drawn
+NEXT_STEPS = """next, your own data (the folder layout of configs/my_data.yaml: images/, masks/, classes.txt):
+  dla browse configs/my_data.yaml --set data.root=/path/to/data    # the training samples with their labels
+  dla train configs/my_data.yaml --set data.root=/path/to/data     # a run folder in runs/my_data/
+  dla predict photos/ --checkpoint runs/my_data/checkpoints/best.pt --out predictions/   # masks, overlays, summary.json"""
 
 
 def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -49,6 +53,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[
     print(format_table(scores, meta.classes))
     print(f"baseline, every pixel the most frequent class: mIoU {majority_baseline(val_set)['miou']:.4f}")
     print(f"run directory: {run.root} (predictions/, plots/predictions.png, plots/curves.png, metrics.jsonl)")
+    print(NEXT_STEPS)
     return scores
 
 
