@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
 
 from dla.errors import DLAError
 from dla.metrics import (
     BoundaryBenchmark,
+    boundaries,
     boundary_scores,
     boundary_thresholds,
     f_measure,
@@ -57,8 +59,8 @@ def test_match_edges_longer_prediction_leaves_the_excess_unmatched():
     prediction = _mask((20, 12), [(r, 6) for r in range(2, 13)])  # 11 pixels
     matched_prediction, matched_truth = match_edges(prediction, truth, max_distance=1.5)
     assert matched_truth.sum() == 5 and matched_prediction.sum() == 5
-    # each truth pixel reaches only predicted rows within one of its own (distance 1 or 1.41)
-    assert matched_prediction[4:11].sum() == 5
+    # the cheapest pairs are the side by side ones (distance 1): predicted rows 5 .. 9
+    assert matched_prediction[:, 6].nonzero()[0].tolist() == [5, 6, 7, 8, 9]
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,82 @@ def test_match_edges_parallel_boundaries_ladder():
     assert matched_prediction.sum() == 300
 
 
+def test_match_edges_pairs_the_cheapest_pixels_not_just_as_many():
+    # Truth (0, 1), (0, 2); predicted (0, 0), (0, 1), (0, 2); radius 1.5. Every maximum matching has 2 pairs:
+    # {p1-t1, p2-t2} costs 0, {p0-t1, p2-t2} 1 px, {p0-t1, p1-t2} 2 px. correspondPixels takes the first.
+    truth = _mask((3, 5), [(0, 1), (0, 2)])
+    prediction = _mask((3, 5), [(0, 0), (0, 1), (0, 2)])
+    matched_prediction, matched_truth = match_edges(prediction, truth, max_distance=1.5)
+    assert (matched_truth == truth).all()
+    assert (matched_prediction == truth).all()
+
+
+def test_match_edges_breaks_ties_by_seed():
+    # (2, 1) and (2, 3) are equally close to the truth pixel (2, 2): each seed pairs one of them, and as CSA's
+    # random choice, different seeds pick either.
+    truth = _mask((5, 5), [(2, 2)])
+    prediction = _mask((5, 5), [(2, 1), (2, 3)])
+    picks = set()
+    for seed in range(16):
+        matched_prediction, matched_truth = match_edges(prediction, truth, max_distance=1.5, seed=seed)
+        assert matched_truth[2, 2] and matched_prediction.sum() == 1
+        assert (match_edges(prediction, truth, max_distance=1.5, seed=seed)[0] == matched_prediction).all()
+        picks.add(tuple(np.argwhere(matched_prediction)[0]))
+    assert picks == {(2, 1), (2, 3)}
+
+
+@pytest.mark.parametrize("length, pairs", [(50, 50), (99, 99), (101, 100), (150, 149)])
+def test_match_edges_leaves_a_pair_out_when_growing_costs_more_than_an_outlier(length, pairs):
+    # Truth on columns 1 .. L of a row, the prediction on columns 0 .. L - 1, radius 1: an unpaired pixel costs
+    # 100 radii = 10000 (hundredths of a pixel). All L pixels pair only by shifting every pair by one pixel
+    # (L x 100); pairing the L - 1 coincident pixels (cost 0) leaves one pixel of each side out (one more
+    # outlier on each side, one fewer outlier-outlier pair: 10000 more). Shifting wins while L x 100 < 10000.
+    length = int(length)
+    truth = _mask((3, length + 2), [(1, c) for c in range(1, length + 1)])
+    prediction = _mask((3, length + 2), [(1, c) for c in range(length)])
+    matched_prediction, matched_truth = match_edges(prediction, truth, max_distance=1.0)
+    assert matched_prediction.sum() == matched_truth.sum() == pairs
+    if pairs < length:
+        assert not matched_prediction[1, 0] and not matched_truth[1, length]
+
+
+def _official_cost(prediction, truth, max_distance):
+    """The least cost of correspondPixels' graph, as a dense square assignment: n1 predicted and n2 truth pixels
+    each pair within the radius at rint(100 d) or go to an outlier node; outliers pair with each other too."""
+    p, t = np.argwhere(prediction), np.argwhere(truth)
+    n1, n2 = len(p), len(t)
+    outlier = math.ceil(100 * 100 * max_distance)
+    distance = np.hypot(*(p[:, None, :] - t[None, :, :]).transpose(2, 0, 1))
+    cost = np.full((n1 + n2, n1 + n2), 10.0**9)
+    cost[:n1, :n2] = np.where(distance <= max_distance, np.rint(100 * distance), 10.0**9)
+    cost[:n1, n2:] = outlier
+    cost[n1:, :n2] = outlier
+    cost[n1:, n2:] = outlier
+    rows, cols = linear_sum_assignment(cost)
+    return cost[rows, cols].sum()
+
+
+def test_match_edges_reaches_the_least_cost_of_the_official_graph():
+    # Random clusters of pixels, small enough for the dense solver and large enough for the sparse one.
+    rng = np.random.default_rng(0)
+    for size, dense_limit in [(12, 40_000), (12, 0), (30, 0)]:
+        for _ in range(6):
+            prediction = rng.random((size, size)) < 0.3
+            truth = rng.random((size, size)) < 0.2
+            max_distance = float(rng.choice([1.0, 1.5, 2.3]))
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(boundaries, "_DENSE_LIMIT", dense_limit)
+                matched_prediction, matched_truth = match_edges(prediction, truth, max_distance)
+            assert matched_prediction.sum() == matched_truth.sum()
+            # The counts depend on which pixels are paired: pairing just those (with every other pixel an
+            # outlier) must cost the official graph's least cost.
+            pairs = int(matched_truth.sum())
+            outlier = math.ceil(100 * 100 * max_distance)
+            paired_only = _official_cost(matched_prediction, matched_truth, max_distance) - pairs * outlier
+            others = (prediction.sum() + truth.sum() - pairs) * outlier
+            assert paired_only + others == _official_cost(prediction, truth, max_distance)
+
+
 def test_match_edges_rejects_bad_input():
     with pytest.raises(DLAError, match="differs"):
         match_edges(np.zeros((4, 4)), np.zeros((4, 5)), 1)
@@ -108,6 +186,17 @@ def test_thin_binary_reduces_a_thick_bar_to_a_connected_line():
     assert thinned.sum(axis=0).max() == 1  # one pixel wide
     assert ndimage.label(thinned, structure=np.ones((3, 3)))[1] == 1  # one 8-connected stroke
     assert bar.sum() == 36  # the input is untouched
+
+
+def test_thin_binary_thins_fortran_ordered_and_transposed_maps():
+    # scipy.io.loadmat returns column-major arrays; so does a transpose. They must thin as their C-ordered copies.
+    rng = np.random.default_rng(1)
+    blobs = ndimage.binary_dilation(rng.random((20, 30)) < 0.05, iterations=2)
+    expected = thin_binary(blobs)
+    assert expected.sum() < blobs.sum()
+    for fortran in (np.asfortranarray(blobs), np.ascontiguousarray(blobs.T).T):  # a column-major copy, a transposed view
+        assert (thin_binary(fortran) == expected).all()
+    assert (thin_binary(blobs.T) == thin_binary(np.ascontiguousarray(blobs.T))).all()
 
 
 def test_thin_binary_keeps_lines_and_isolated_pixels():
@@ -185,6 +274,33 @@ def test_image_counts_by_hand_with_two_annotators():
         assert counts.dtype == np.int64 and counts.tolist() == expected
 
 
+def test_image_counts_pairs_each_threshold_at_least_cost():
+    # 7 x 9 image; tolerance 0.15 x diagonal 11.4 = 1.71 px. Annotator A marks (3, 3), annotator B (3, 5).
+    # A confident pixel (3, 4), 1 px from both, and a faint one (3, 3) on A, 2 px from B (too far).
+    # At 0.5 and 0.75 only (3, 4) is predicted: both annotators pair with it (cntP 1 of 1). At 0.25 the
+    # cheapest pairing gives A its coincident pixel and B the confident one: cntP 2 of 2 (P = 1); keeping the
+    # confident pixel's partner from the higher thresholds would give 1 of 2.
+    shape = (7, 9)
+    annotations = [_mask(shape, [(3, 3)]), _mask(shape, [(3, 5)])]
+    probability = np.zeros(shape)
+    probability[3, 4], probability[3, 3] = 0.8, 0.3
+    for thin in (True, False):
+        counts = image_counts(probability, annotations, thresholds=3, tolerance=0.15, thin=thin)
+        assert counts.tolist() == [[2, 2, 2, 2], [2, 2, 1, 1], [2, 2, 1, 1]]
+
+
+def test_image_counts_thins_fortran_ordered_maps():
+    rng = np.random.default_rng(2)
+    probability = np.clip(ndimage.gaussian_filter(rng.random((30, 40)), 2) * 6 - 2.5, 0, 1)
+    annotations = [rng.random((30, 40)) < 0.05]
+    expected = image_counts(probability, annotations, thresholds=9)
+    assert (image_counts(np.asfortranarray(probability), annotations, thresholds=9) == expected).all()
+    benchmark = BoundaryBenchmark(thresholds=9, nms=False)
+    benchmark.update(np.asfortranarray(probability), [np.asfortranarray(a) for a in annotations])
+    assert (benchmark.counts[0] == expected).all()
+    assert (expected[:, 3] < image_counts(probability, annotations, thresholds=9, thin=False)[:, 3]).any()
+
+
 def test_image_counts_with_nms_on_a_blurred_ridge():
     # NMS leaves the centre column; the 5-pixel frame damps rows 0..4 by 0, 0.2, .., 0.8 (and the bottom
     # alike), so at the single threshold 0.5 rows 3 .. 36 remain: 34 pixels, all on the 40-pixel truth.
@@ -203,11 +319,11 @@ def test_image_counts_agrees_with_matching_each_threshold_afresh():
     radius = 0.05 * math.hypot(30, 40)
     for row, level in zip(counts, boundary_thresholds(7), strict=True):
         prediction = thin_binary(probability >= level)
-        matched = [match_edges(prediction, truth, radius) for truth in annotations]
+        matched = [match_edges(prediction, truth, radius, seed=k) for k, truth in enumerate(annotations)]
         assert row[0] == sum(int(truth_hits.sum()) for _, truth_hits in matched)
         assert row[1] == sum(int(truth.sum()) for truth in annotations)
+        assert row[2] == np.logical_or.reduce([hits for hits, _ in matched]).sum()
         assert row[3] == prediction.sum()
-        assert row[2] <= prediction.sum()
 
 
 def test_image_counts_rejects_bad_annotations():
@@ -305,6 +421,15 @@ def test_benchmark_ois_beats_ods_by_hand():
     # AP: distinct recalls 0, 0.5, 1 with precisions 0, 1, 2/3: sum over 0:0.01:0.5 of 2g is 25.5, over
     # 0.51:0.01:1 of 1 - (g - 0.5) * 2/3 is 41.5; (25.5 + 41.5) * 0.01
     assert result["ap"] == pytest.approx(0.67)
+
+
+def test_benchmark_ois_takes_the_lowest_of_tied_thresholds():
+    # One image, F = 2/3 at both thresholds: (R, P) = (1, 1/2) at 0.25 and (1/2, 1) at 0.75. BSDS sums the
+    # counts at ff(1) of ff = find(F == max(F)), the lowest threshold.
+    counts = np.array([[[2, 2, 2, 4], [1, 2, 1, 1]]])
+    result = boundary_scores(counts, np.array([0.25, 0.75]))
+    assert result["ois"] == pytest.approx(2 / 3)
+    assert result["ois_recall"] == 1.0 and result["ois_precision"] == 0.5
 
 
 def test_benchmark_precision_and_recall_move_monotonically():

@@ -21,16 +21,24 @@ default: 0.01 .. 0.99); the prediction at ``t`` is ``map >= t`` thinned to one-p
 ``thin_binary``, the thinning of MATLAB's ``bwmorph(..., 'thin', Inf)`` (Lam, Lee & Suen 1992, the
 two-subiteration parallel algorithm on p. 879 of their survey) as the benchmark applies to every map.
 
-Matching (``match_edges``). BSDS's ``correspondPixels`` pairs predicted and ground-truth boundary pixels one
-to one, only within ``max_distance = tolerance * image diagonal`` (Euclidean, pixels; ``tolerance`` 0.0075).
-It solves a min-cost assignment (CSA) in which leaving a pixel unpaired costs 100 times the radius, so in
-practice it maximises the number of pairs first and then minimises their total distance. Here a maximum
-matching (a unit-capacity maximum flow by Dinic's algorithm) has the same number of pairs, so the same
-per-annotator ``cntR``. Which pixels get paired is not unique, though, and ``cntP``, the union over
-annotators of the paired predicted pixels, depends on it: ``image_counts`` matches from the highest
-threshold down, growing each matching from the previous one (confident pixels keep their partners). On a
-dense synthetic map that put ``cntP`` up to 3% below an exact min-cost matching's at the lowest thresholds
-and within 1% from 0.5 up; matching each threshold from scratch was up to 5% above instead.
+Matching (``match_edges``), as BSDS's ``correspondPixels``: predicted and ground-truth boundary pixels are
+paired one to one, only within ``max_distance = tolerance * image diagonal`` (Euclidean, pixels;
+``tolerance`` 0.0075), by the minimum-cost assignment that its CSA program solves on this graph: a pair costs
+its distance in hundredths of a pixel, ``rint(100 d)``; any pixel may instead go to an outlier node at
+``outlier = ceil(100 * 100 * max_distance)`` (100 radii), and the outlier nodes of the two sides pair with
+each other at that cost too. A matching of k pairs among n1 + n2 pixels then costs ``sum(pair costs) +
+(n1 + n2 - k) * outlier``: each pair is worth ``outlier - cost``. So the matching is a maximum one unless
+growing it (an augmenting path) would lengthen the pairs by more than 100 radii in all (e.g. a straight run
+of boundary over 100 radii long matched to a copy shifted one pixel along itself: leaving one pixel of each
+unpaired beats shifting every pair), and among those it has the least total distance. Which predicted pixels
+it pairs decides ``cntP``, the union over annotators, so any maximum matching is not enough. Here the same
+assignment is solved exactly, one connected component of the pair graph at a time (``_MinCostMatching``),
+with scipy's assignment solvers. Among matchings of equal cost, which are common on a pixel grid, CSA's
+choice is random, and independent between annotators; here each annotator gets its own pseudo-random order
+of the pixels (``seed``), which the solvers follow, so that ties do not fall alike for every annotator (a
+single fixed order, raster order, made ``cntP`` some 0.06% of ``sumP`` lower than CSA's on average). CSA
+also connects each pixel to only 6 outlier nodes drawn at random (seeded from the clock), so it now and then
+settles for a pair or two fewer than the optimum. ``docs/boundaries.md`` compares the two programs' counts.
 
 Counts (``image_counts``), per threshold: ``cntR`` sums the matched ground-truth pixels over annotators and
 ``sumR`` their boundary pixels (recall is over all annotations); ``cntP`` counts predicted pixels matched to at
@@ -44,8 +52,8 @@ Scores (``boundary_scores``):
   evenly spaced points (``linspace(0, 1)``) on each segment between neighbouring thresholds, interpolating
   threshold, R and P linearly, and reports the first point with the highest F. ``ods_threshold``,
   ``ods_precision`` and ``ods_recall`` are that point's (so they may lie between thresholds).
-* OIS: each image's threshold with its highest F (the highest such threshold on a tie, as ``ff(end)``);
-  those images' counts are summed and scored (no interpolation).
+* OIS: each image's threshold with its highest F (the lowest such threshold on a tie, as BSDS's ``ff(1)``
+  of ``ff = find(F == max(F))``); those images' counts are summed and scored (no interpolation).
 * AP: the area under the dataset curve as BSDS computes it: the distinct recalls, ascending, each with the
   precision of its highest threshold (what MATLAB's ``unique`` returned when the benchmark was written;
   releases since R2013a return the first occurrence instead), precision linearly interpolated at recalls
@@ -61,7 +69,8 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import ndimage, sparse
-from scipy.sparse.csgraph import maximum_flow
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
 from ..distributed import all_gather_rows
 from ..errors import DLAError
@@ -70,6 +79,9 @@ _SMOOTHING_RADIUS = 4  # SE's convTri radius before estimating orientation
 _ORIENTATION_EPS = 1e-5
 _SEGMENT_STEPS = 100  # points per segment in BSDS's interpolated search for the ODS
 _RECALL_GRID = np.arange(101) / 100  # BSDS's 0:0.01:1
+_COST_SCALE = 100  # correspondPixels' integer weights: hundredths of a pixel
+_OUTLIER_COST = 100  # correspondPixels' cost of an unpaired pixel, in radii
+_DENSE_LIMIT = 40_000  # components up to this many (row, column) entries go to the dense assignment solver
 
 # 8-neighbourhood bit order of the thinning tables: x1..x8 = E, NE, N, NW, W, SW, S, SE (row offset, column offset)
 _NEIGHBOURS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
@@ -225,7 +237,10 @@ _THINNING_TABLES = _thinning_tables()
 
 def _thin(mask: np.ndarray) -> np.ndarray:
     """``thin_binary`` on a checked boolean mask; works on the list of set pixels only."""
-    padded = np.pad(mask, 1)
+    # A C-ordered copy with a frame of zeros, so that ``reshape(-1)`` is a view and deletions land in it
+    # (``np.pad`` keeps a Fortran-ordered input's order, and reshaping that copies).
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)
+    padded[1:-1, 1:-1] = mask
     flat = padded.reshape(-1)
     width = padded.shape[1]
     offsets = np.array([dr * width + dc for dr, dc in _NEIGHBOURS])
@@ -256,84 +271,181 @@ def thin_binary(mask: np.ndarray) -> np.ndarray:
 # Matching
 
 
-def _pair_graph(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_distance: float) -> sparse.csr_array:
-    """Bipartite graph (predicted pixel i, ground-truth pixel j) of pairs at most ``max_distance`` apart.
+def _outlier_cost(max_distance: float) -> int:
+    """CSA's integer cost of leaving a pixel unpaired: ``_OUTLIER_COST`` radii in hundredths of a pixel (at least 1)."""
+    return max(math.ceil(_OUTLIER_COST * _COST_SCALE * max_distance), 1)
 
-    ``rows``/``cols``: the predicted pixels; ground-truth pixels are numbered in ``np.nonzero(truth)`` order.
-    """
+
+def _tie_order(rows: np.ndarray, cols: np.ndarray, width: int, salt: int) -> np.ndarray:
+    """Pseudo-random uint64 keys of the pixels ``(rows, cols)`` of an image ``width`` wide, drawn from their
+    positions and ``salt`` (SplitMix64's finaliser): the order in which equally cheap pairs are preferred."""
+    offset = np.uint64(salt * 0x9E3779B97F4A7C15 % 2**64)  # the golden-ratio increment of SplitMix64
+    values = rows.astype(np.uint64) * np.uint64(width) + cols.astype(np.uint64) + offset
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def _pair_costs(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_distance: float) -> sparse.csr_array:
+    """CSA's integer costs ``rint(100 * distance)`` of the pairs (predicted pixel i, ground-truth pixel j) at most
+    ``max_distance`` apart; ``rows``/``cols``: the predicted pixels, ground-truth pixels numbered in
+    ``np.nonzero(truth)`` order."""
+    height, width = truth.shape
     reach = max(int(math.floor(max_distance)), 0)
-    index = np.full((truth.shape[0] + 2 * reach, truth.shape[1] + 2 * reach), -1, dtype=np.intp)
-    index[reach : reach + truth.shape[0], reach : reach + truth.shape[1]][truth] = np.arange(np.count_nonzero(truth))
+    truth_rows, truth_cols = np.nonzero(truth)
+    index = np.full((height + 2 * reach, width + 2 * reach), -1, dtype=np.intp)
+    index[truth_rows + reach, truth_cols + reach] = np.arange(truth_rows.size)
     dr, dc = np.mgrid[-reach : reach + 1, -reach : reach + 1]
-    within = np.hypot(dr, dc) <= max_distance
+    within = dr**2 + dc**2 <= max_distance**2
+    weights = np.rint(_COST_SCALE * np.hypot(dr, dc)[within]).astype(np.int64)
     partners = index[rows[:, None] + reach + dr[within], cols[:, None] + reach + dc[within]]
-    source, target = np.nonzero(partners >= 0)
-    return sparse.csr_array(
-        (np.ones(source.size, dtype=np.int8), (source, partners[source, target])), shape=(rows.size, np.count_nonzero(truth))
+    source, offset = np.nonzero(partners >= 0)
+    return sparse.csr_array((weights[offset], (source, partners[source, offset])), shape=(rows.size, truth_rows.size))
+
+
+def _cheapest_assignment(
+    rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, shape: tuple[int, int], outlier: int
+) -> np.ndarray:
+    """The partner (column, or -1) of each row in a matching of least ``sum(costs of its pairs - outlier)``.
+
+    ``rows``, ``cols``, ``costs``: the edges of one connected bipartite graph of ``shape``. Small graphs go to
+    scipy's dense ``linear_sum_assignment``, where a pair absent from the graph counts 0, as much as leaving
+    both pixels unpaired. Larger ones go to the sparse ``min_weight_full_bipartite_matching`` (LAPJVsp) as a square
+    problem, whose initialisation (column reduction, augmenting row reduction) pairs most pixels before the
+    shortest-path phase, which costs time in proportion to the columns for every row left: the smaller side S
+    and a copy of the larger side L as rows, L and a copy of S as columns; a pair costs ``cost + 1``, S's pixel
+    its copy ``outlier + 1`` (unpaired), L's copy its pixel 1 (unpaired), and L's copy of j S's copy of i 1
+    wherever (i, j) is an edge, so that the copies of paired pixels pair up. A perfect matching with k pairs
+    then costs ``sum(pair costs) - k * outlier`` plus a constant. (Every weight is shifted by 1 as LAPJVsp
+    refuses zero weights; with the rows as the larger side, or as a rectangular problem, it is slower.)
+    """
+    partner = np.full(shape[0], -1, dtype=np.intp)
+    if shape[0] * shape[1] <= _DENSE_LIMIT:
+        gains = np.zeros(shape)
+        gains[rows, cols] = np.minimum(costs - outlier, 0)  # a pair dearer than two outliers is never made
+        pick_rows, pick_cols = linear_sum_assignment(gains)
+        paired = gains[pick_rows, pick_cols] < 0
+        partner[pick_rows[paired]] = pick_cols[paired]
+        return partner
+    flip = shape[1] < shape[0]
+    small, large = (cols, rows) if flip else (rows, cols)
+    s, n = min(shape), sum(shape)
+    own_small, own_large = np.arange(s), np.arange(n - s)
+    square = sparse.csr_array(
+        (
+            np.concatenate([costs + 1.0, np.full(s, outlier + 1.0), np.ones(n - s), np.ones(costs.size)]),
+            (
+                np.concatenate([small, own_small, s + own_large, s + large]),
+                np.concatenate([large, n - s + own_small, own_large, n - s + small]),
+            ),
+        ),
+        shape=(n, n),
     )
+    pick_rows, pick_cols = min_weight_full_bipartite_matching(square)
+    paired = (pick_rows < s) & (pick_cols < n - s)
+    if flip:
+        partner[pick_cols[paired]] = pick_rows[paired]
+    else:
+        partner[pick_rows[paired]] = pick_cols[paired]
+    return partner
 
 
-class _Matching:
-    """A maximum matching of a bipartite pixel graph restricted to a chosen set of rows, kept between calls.
+def _group_bounds(labels: np.ndarray, count: int, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items ordered by label, then key (or index); each label's start in that order; each item's rank within it."""
+    order = np.argsort(labels, kind="stable") if keys is None else np.lexsort((keys, labels))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=count))])
+    rank = np.empty(labels.size, dtype=np.intp)
+    rank[order] = np.arange(labels.size) - starts[labels[order]]
+    return order, starts, rank
 
-    ``solve(rows)`` first releases the pairs of rows no longer chosen, then augments what is left to a
-    maximum matching of the chosen rows: a unit-capacity maximum flow in the residual network (source ->
-    free rows, unpaired edges row -> column, pairs reversed column -> row, free columns -> sink) by Dinic's
-    algorithm, in effect Hopcroft-Karp. Any valid start reaches a maximum matching, so the counts are those of
-    a fresh solve; starting from the previous threshold's matching, only the new rows need augmenting paths.
-    (Not ``maximum_bipartite_matching``: its depth-first search never marks dead ends, which takes time
-    exponential in the depth of ladder-like graphs, scipy issue #26147, and pixels along two parallel
-    boundaries make exactly such graphs.)
+
+class _MinCostMatching:
+    """Minimum-cost matchings of a pair graph (``_pair_costs``) restricted to chosen rows, solved one connected
+    component at a time and remembered by the component's rows, so that between neighbouring thresholds only the
+    components that changed are solved again (a component's matching depends on its pixels only).
+
+    Components with a single predicted or a single ground-truth pixel hold one pair, their cheapest edge.
+    Ties between equally cheap matchings go by the pixels' keys (``row_keys``, ``col_keys``, from
+    ``_tie_order``): a component's pixels are handed to the solvers in key order.
     """
 
-    def __init__(self, graph: sparse.csr_array) -> None:
-        self.graph = graph
-        self.row_mate = np.full(graph.shape[0], -1, dtype=np.intp)
-        self.col_mate = np.full(graph.shape[1], -1, dtype=np.intp)
+    def __init__(self, costs: sparse.csr_array, outlier: int, row_keys: np.ndarray, col_keys: np.ndarray) -> None:
+        self.costs = costs
+        self.outlier = outlier
+        self.row_keys, self.col_keys = row_keys, col_keys
+        self._solved: dict[bytes, np.ndarray] = {}
 
-    def solve(self, rows: np.ndarray) -> None:
-        """Make the pairs a maximum matching of the rows ``rows`` (distinct row indices) and all columns."""
-        chosen = np.zeros(self.graph.shape[0], dtype=bool)
-        chosen[rows] = True
-        stale = (self.row_mate >= 0) & ~chosen
-        self.col_mate[self.row_mate[stale]] = -1
-        self.row_mate[stale] = -1
-        sub = self.graph[rows]
+    def solve(self, rows: np.ndarray) -> np.ndarray:
+        """The ground-truth partner of each of ``rows`` (increasing row indices) in the matching, -1 for none."""
+        partner = np.full(rows.size, -1, dtype=np.intp)
+        reachable = np.diff(self.costs.indptr)[rows] > 0
+        sub = self.costs[rows[reachable]]
         n, m = sub.shape
-        free_rows, free_cols = np.flatnonzero(self.row_mate[rows] < 0), np.flatnonzero(self.col_mate < 0)
-        if sub.nnz == 0 or free_rows.size == 0 or free_cols.size == 0:
-            return
-        # The residual network in CSR order: source, rows (unpaired edges), columns (one edge each), sink.
-        local, cols = np.repeat(np.arange(n), np.diff(sub.indptr)), sub.indices
-        forward = self.row_mate[rows][local] != cols
-        position = np.zeros(self.graph.shape[0], dtype=np.intp)
-        position[rows] = np.arange(n)
-        sink = n + m + 1
-        column_heads = np.where(self.col_mate >= 0, 1 + position[self.col_mate], sink)
-        row_ends = free_rows.size + np.cumsum(np.bincount(local[forward], minlength=n))
-        indptr = np.concatenate([[0, free_rows.size], row_ends, row_ends[-1] + np.arange(1, m + 1), [row_ends[-1] + m]])
-        indices = np.concatenate([1 + free_rows, 1 + n + cols[forward], column_heads])
-        network = sparse.csr_array((np.ones(indices.size, dtype=np.int32), indices, indptr), shape=(sink + 1, sink + 1))
-        flow = maximum_flow(network, 0, sink, method="dinic").flow.tocoo()
-        tail, head = flow.row[flow.data > 0], flow.col[flow.data > 0]
-        row_node, col_node = (tail >= 1) & (tail <= n), (tail > n) & (tail < sink)
-        lost = col_node & (head >= 1) & (head <= n)  # a pair given up along an augmenting path
-        gained = row_node & (head > n) & (head < sink)
-        self.row_mate[rows[head[lost] - 1]] = -1
-        self.col_mate[tail[lost] - 1 - n] = -1
-        self.row_mate[rows[tail[gained] - 1]] = head[gained] - 1 - n
-        self.col_mate[head[gained] - 1 - n] = rows[tail[gained] - 1]
+        if n == 0:
+            return partner
+        edge_rows = np.repeat(np.arange(n), np.diff(sub.indptr))
+        # Weak components of the directed graph row -> n + column: the bipartite graph's components.
+        links = sparse.csr_array(
+            (np.ones(sub.nnz, dtype=np.int8), sub.indices + n, np.concatenate([sub.indptr, np.full(m, sub.nnz)])),
+            shape=(n + m, n + m),
+        )
+        count, labels = connected_components(links, directed=True, connection="weak")
+        row_labels, col_labels = labels[:n], labels[n:]
+        edge_labels = row_labels[edge_rows]
+        rows_in = np.bincount(row_labels, minlength=count)
+        cols_in = np.bincount(col_labels, minlength=count)
+        found = np.full(n, -1, dtype=np.intp)
+
+        chosen = rows[reachable]
+        row_keys, col_keys = self.row_keys[chosen], self.col_keys
+        single = (rows_in == 1) | (cols_in == 1)
+        edges = np.flatnonzero(single[edge_labels])
+        edge_keys = row_keys[edge_rows[edges]] ^ col_keys[sub.indices[edges]]
+        edges = edges[np.lexsort((edge_keys, sub.data[edges], edge_labels[edges]))]
+        first = np.ones(edges.size, dtype=bool)
+        first[1:] = edge_labels[edges][1:] != edge_labels[edges][:-1]
+        found[edge_rows[edges[first]]] = sub.indices[edges[first]]
+
+        several = np.flatnonzero((rows_in > 1) & (cols_in > 1))
+        if several.size:
+            row_order, row_starts, row_rank = _group_bounds(row_labels, count, row_keys)
+            col_order, col_starts, col_rank = _group_bounds(col_labels, count, col_keys)
+            edge_order, edge_starts, _ = _group_bounds(edge_labels, count)
+            for label in several:
+                members = row_order[row_starts[label] : row_starts[label + 1]]
+                key = chosen[members].tobytes()
+                if key not in self._solved:
+                    edges = edge_order[edge_starts[label] : edge_starts[label + 1]]
+                    columns = col_order[col_starts[label] : col_starts[label + 1]]
+                    shape = (members.size, columns.size)
+                    local = _cheapest_assignment(
+                        row_rank[edge_rows[edges]], col_rank[sub.indices[edges]], sub.data[edges], shape, self.outlier
+                    )
+                    self._solved[key] = np.where(local >= 0, columns[local], -1)
+                found[members] = self._solved[key]
+        partner[reachable] = found
+        return partner
 
 
-def match_edges(prediction: np.ndarray, truth: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+def _matching(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_distance: float, seed: int) -> _MinCostMatching:
+    """The matchings of the predicted pixels ``(rows, cols)`` with ``truth``, ties broken by ``seed``."""
+    width = truth.shape[1]
+    truth_rows, truth_cols = np.nonzero(truth)
+    row_keys, col_keys = _tie_order(rows, cols, width, 2 * seed), _tie_order(truth_rows, truth_cols, width, 2 * seed + 1)
+    return _MinCostMatching(_pair_costs(rows, cols, truth, max_distance), _outlier_cost(max_distance), row_keys, col_keys)
+
+
+def match_edges(prediction: np.ndarray, truth: np.ndarray, max_distance: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one correspondence of predicted and ground-truth boundary pixels (BSDS's ``correspondPixels``).
 
     Args:
         prediction, truth: ``H x W`` binary masks (bool or 0/1) of the same shape.
         max_distance: the largest Euclidean distance, in pixels, of a matched pair.
+        seed: draws the pseudo-random order in which equally cheap matchings are preferred; ``image_counts``
+            gives annotator k the seed k, so that annotators break ties independently, as CSA's do.
     Returns:
-        ``(matched_prediction, matched_truth)``, boolean ``H x W`` masks of the pixels in a maximum
-        matching; the two hold equally many pixels. See the module docstring for how this relates to CSA.
+        ``(matched_prediction, matched_truth)``, boolean ``H x W`` masks of the pixels in the minimum-cost
+        matching (see the module docstring); the two hold equally many pixels.
     """
     predicted = _check_mask(prediction, "prediction")
     expected = _check_mask(truth, "truth")
@@ -342,11 +454,12 @@ def match_edges(prediction: np.ndarray, truth: np.ndarray, max_distance: float) 
     if not max_distance >= 0:
         raise DLAError(f"max_distance must be non-negative, got {max_distance}")
     rows, cols = np.nonzero(predicted)
-    matching = _Matching(_pair_graph(rows, cols, expected, max_distance))
-    matching.solve(np.arange(rows.size))
+    matching = _matching(rows, cols, expected, max_distance, seed)
+    partner = matching.solve(np.arange(rows.size))
     matched_prediction, matched_truth = np.zeros_like(predicted), np.zeros_like(expected)
-    matched_prediction[rows, cols] = matching.row_mate >= 0
-    matched_truth[expected] = matching.col_mate >= 0
+    matched_prediction[rows, cols] = partner >= 0
+    truth_rows, truth_cols = np.nonzero(expected)
+    matched_truth[truth_rows[partner[partner >= 0]], truth_cols[partner[partner >= 0]]] = True
     return matched_prediction, matched_truth
 
 
@@ -384,13 +497,11 @@ def image_counts(
     if nms:
         edges = thin_edges(edges)
     max_distance = tolerance * math.hypot(*edges.shape)
-    # Every thresholded (and thinned) map lies inside the lowest threshold's: match within those pixels only,
-    # from the highest threshold down, so that each matching grows from the previous one.
+    # Every thresholded (and thinned) map lies inside the lowest threshold's: pair graphs over those pixels only.
     rows, cols = np.nonzero(edges >= levels[0])
     number = np.full(edges.shape, -1, dtype=np.intp)
     number[rows, cols] = np.arange(rows.size)
-    matchings = [_Matching(_pair_graph(rows, cols, truth, max_distance)) for truth in truths]
-    reachable = [np.diff(matching.graph.indptr) > 0 for matching in matchings]
+    matchings = [_matching(rows, cols, truth, max_distance, seed) for seed, truth in enumerate(truths)]
     truth_pixels = sum(int(np.count_nonzero(truth)) for truth in truths)
 
     counts = np.zeros((levels.size, 4), dtype=np.int64)
@@ -403,10 +514,10 @@ def image_counts(
             continue
         previous = chosen
         matched_any = np.zeros(rows.size, dtype=bool)
-        for matching, near in zip(matchings, reachable, strict=True):
-            matching.solve(chosen[near[chosen]])
-            counts[k, 0] += np.count_nonzero(matching.col_mate >= 0)
-            matched_any |= matching.row_mate >= 0
+        for matching in matchings:
+            paired = matching.solve(chosen) >= 0
+            counts[k, 0] += np.count_nonzero(paired)
+            matched_any[chosen[paired]] = True
         counts[k, 1:] = truth_pixels, np.count_nonzero(matched_any), chosen.size
     return counts
 
@@ -474,7 +585,7 @@ def boundary_scores(counts: np.ndarray, thresholds: np.ndarray) -> dict[str, Any
     f = np.asarray(f_measure(precision, recall))  # one per threshold
     ods_threshold, ods_precision, ods_recall, ods = _best_interpolated(thresholds, precision, recall)
     per_image = np.asarray(f_measure(*_rates(counts)))  # N x T
-    best = thresholds.size - 1 - np.argmax(per_image[:, ::-1], axis=1)  # the last best threshold of each image
+    best = np.argmax(per_image, axis=1)  # each image's first best threshold, the lowest (BSDS's ff(1))
     ois_precision, ois_recall = _rates(counts[np.arange(counts.shape[0]), best].sum(axis=0))
     return {
         "ods": ods,
