@@ -14,10 +14,11 @@ import yaml
 from dla.config import Config
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from dla.engine.config import load_config
+from dla.engine.datasets import build_datasets
 from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.trainer import train
 from dla.errors import DLAError
-from dla.tasks import segmentation
+from dla.tasks import get_task, segmentation
 from engine_runs import Squares, quick_config, squares
 
 
@@ -199,10 +200,12 @@ def test_out_dir_of_another_run_needs_resume(tmp_path):
 
 def test_synthetic_data_from_the_config_and_evaluate_checkpoint(tmp_path):
     """The path without injected datasets: `build_dataset` and the transforms of the data package."""
-    options = "data.options={length: 4, height: 32, width: 32}"
+    options = ["data.options={length: 4, height: 32, width: 32}", "data.val_options={length: 3}"]
     cfg = config(
-        tmp_path / "run", "data.dataset=synthetic", options, "data.crop_size=[32, 32]", "data.batch_size=2", "optim.epochs=1"
+        tmp_path / "run", "data.dataset=synthetic", *options, "data.crop_size=[32, 32]", "data.batch_size=2", "optim.epochs=1"
     )
+    train_set, val_set = build_datasets(cfg, get_task("segmentation"))
+    assert (len(train_set), len(val_set), val_set.height) == (4, 3, 32)  # val_options over options, for val alone
     train(cfg)
     checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
     result = evaluate_checkpoint(str(checkpoint), workers=0, flip=True, output=str(tmp_path / "scores.json"))

@@ -35,6 +35,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of the dataset
+    val_options: dict[str, Any] = field(default_factory=dict)  # the validation split's own, over options
     crop_size: list[int] | None = None  # [height, width] of training crops; null: the task's default
     scale: list[float] | None = None  # segmentation: rescaling range; classification: crop area fraction
     ratio: list[float] | None = None  # classification: crop aspect-ratio range [low, high]
@@ -45,6 +46,10 @@ class DataConfig:
     resize: list[int] | None = None  # classification, evaluation: [shorter side] or [height, width] before the crop
     batch_size: int = 8  # the global batch of an iteration, over all processes and accumulation steps
     workers: int = 2  # DataLoader worker processes; 0 loads in the training process
+
+    def split_options(self, split: str) -> dict[str, Any]:
+        """The dataset's keyword arguments for ``split``: ``options``, with ``val_options`` over them for ``val_split``."""
+        return {**self.options, **self.val_options} if split == self.val_split else dict(self.options)
 
 
 @dataclass

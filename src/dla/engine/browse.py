@@ -42,7 +42,7 @@ def training_samples(cfg: Config, task: Task, split: str, n: int) -> tuple[list[
     if n < 1:
         raise DLAError(f"--n must be at least 1, got {n}")
     data = cfg.data
-    dataset = build_dataset(data.dataset, data.root, split, **data.options)
+    dataset = build_dataset(data.dataset, data.root, split, **data.split_options(split))
     check_dataset_task(dataset, task.name, data.dataset)
     if len(dataset) == 0:
         raise DLAError(f"split {split!r} of {data.dataset} has no samples")

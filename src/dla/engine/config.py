@@ -159,7 +159,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     for key in a.keys() | b.keys():
         x, y = a.get(key), b.get(key)
         name = prefix + key
-        if isinstance(x, dict) and isinstance(y, dict) and name not in ("model.kwargs", "data.options"):
+        if isinstance(x, dict) and isinstance(y, dict) and name not in ("model.kwargs", "data.options", "data.val_options"):
             keys += _differences(x, y, name + ".")
         elif x != y:
             keys.append(name)

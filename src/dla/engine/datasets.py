@@ -14,9 +14,9 @@ def build_datasets(cfg: Config, task: Task) -> tuple[TaskDataset, TaskDataset]:
     read, a label is its image's size), so that a bad validation label is found before the first epoch, not
     after it."""
     data = cfg.data
-    train_set = build_dataset(data.dataset, data.root, data.train_split, **data.options)
+    train_set = build_dataset(data.dataset, data.root, data.train_split, **data.split_options(data.train_split))
     check_dataset_task(train_set, task.name, data.dataset)
-    val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)
+    val_set = build_dataset(data.dataset, data.root, data.val_split, **data.split_options(data.val_split))
     train_set.verify()
     val_set.verify()
     meta = train_set.meta  # both splits are normalised as the model will be trained

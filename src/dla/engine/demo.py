@@ -39,7 +39,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[
 
     model, meta = model_from_checkpoint(run.last)
     data = cfg.data
-    val_set = build_dataset(data.dataset, data.root, data.val_split, **data.options)  # raw images
+    val_set = build_dataset(data.dataset, data.root, data.val_split, **data.split_options(data.val_split))  # raw images
     if not isinstance(val_set, SegmentationDataset):
         raise DLAError(f"the demo draws segmentation masks, but {data.dataset} is a {val_set.task} dataset")
     rows = []

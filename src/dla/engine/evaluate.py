@@ -33,9 +33,9 @@ def evaluate_checkpoint(
     """Evaluate a checkpoint on a dataset split (the ``dla eval`` command); return and optionally save the scores.
 
     The model, its normalisation and its evaluation transform come from the checkpoint alone, or from its ONNX
-    export; ``backend`` runs it (``load_for_inference``). ``dataset``
-    defaults to the one the checkpoint was trained on, with that run's ``data.root`` and ``data.options``
-    unless ``root`` / ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
+    export; ``backend`` runs it (``load_for_inference``). ``dataset`` defaults to the one the checkpoint was trained
+    on, with that run's ``data.root`` and ``data.options`` (with ``data.val_options`` over them for its validation
+    split) unless ``root`` / ``options`` are given; another dataset takes ``root`` or ``$DLA_DATA_ROOT/<dataset>``.
     ``settings`` replace the run's ``eval`` keys: ``scales``, ``flip``, ``window``, ``output_stride`` (segmentation) or
     ``ten_crop`` (classification); a key of another task is an error.
 
@@ -71,7 +71,7 @@ def _evaluate(
     dataset = dataset or trained_on.dataset
     if dataset == trained_on.dataset:  # the run's own data, unless told otherwise
         root = root if root is not None else trained_on.root
-        options = options if options is not None else trained_on.options
+        options = options if options is not None else trained_on.split_options(split)
     data = build_dataset(
         dataset, resolve_data_root(dataset, root), split, transform=task.eval_transform(cfg, meta), **(options or {})
     )
