@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dla.engine.config import config_keys, dump_config, load_config
+from dla.config import Config
+from dla.engine.config import config_differences, config_keys, dump_config, load_config
 from dla.errors import DLAError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,3 +179,11 @@ def test_task_default_keys_read_from_a_hand_built_config_are_named():
     with pytest.raises(DLAError, match=r"eval.window must be two values .*got \[64\]"):
         pair([64], "eval.window")
     assert pair([360, 480], "data.crop_size") == (360, 480) and required(0.0, "x") == 0.0
+
+
+def test_config_differences_name_sections_key_by_key_and_free_form_mappings_whole():
+    """Every free-form mapping field (``model.kwargs``, ``data.options``, ``data.val_options``) is one key."""
+    a, b = Config(), Config()
+    b.model.kwargs, b.data.val_options, b.optim.lr = {"backbone": "dla46_c"}, {"length": 3}, 0.5
+    assert config_differences(a, b) == ["data.val_options", "model.kwargs", "optim.lr"]
+    assert config_differences(a, Config()) == []

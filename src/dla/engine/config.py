@@ -150,20 +150,21 @@ def check_resumable(saved: Config, cfg: Config, path: Path) -> None:
 
 
 def config_differences(a: Config, b: Config) -> list[str]:
-    """Dotted keys whose values differ between two configs (free-form mappings compare as a whole)."""
-    return _differences(a.to_dict(), b.to_dict())
+    """Dotted keys whose values differ between two configs (sections compare key by key, free-form mappings such
+    as ``model.kwargs`` and ``data.options`` as a whole)."""
+    return sorted(_differences(a, b, prefix=""))
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+def _differences(a: Any, b: Any, prefix: str) -> list[str]:
     keys = []
-    for key in a.keys() | b.keys():
-        x, y = a.get(key), b.get(key)
-        name = prefix + key
-        if isinstance(x, dict) and isinstance(y, dict) and name not in ("model.kwargs", "data.options", "data.val_options"):
-            keys += _differences(x, y, name + ".")
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        name = prefix + f.name
+        if is_dataclass(x) and is_dataclass(y):
+            keys += _differences(x, y, prefix=name + ".")
         elif x != y:
             keys.append(name)
-    return sorted(keys)
+    return keys
 
 
 # --- merging and checking -------------------------------------------------------------------------------
