@@ -13,6 +13,7 @@ TINY = [
     "model.name=dlaup",
     "model.kwargs={backbone: dla46_c}",
     "data.options={length: 4, height: 64, width: 64}",
+    "data.val_options={length: 4}",
     "data.crop_size=[64, 64]",
     "data.batch_size=2",
     "data.workers=0",

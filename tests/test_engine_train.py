@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from dla.config import Config
+from dla.engine import runtime
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from dla.engine.config import load_config
 from dla.engine.datasets import build_datasets
@@ -163,6 +164,14 @@ def test_small_batches(tmp_path, length, batch_size, iterations):
 def test_bf16_autocast_on_cpu(tmp_path):
     metrics = train(config(tmp_path, "optim.amp=bf16", "optim.max_iterations=1"), datasets=squares())
     assert "miou" in metrics
+
+
+def test_auto_amp_is_bf16_exactly_where_the_device_computes_it_natively(tmp_path, monkeypatch):
+    cpu = torch.device("cpu")
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(runtime, "native_bf16", lambda device, native=native: native)
+        assert runtime.autocast_dtype("auto", cpu) is expected
+    assert "miou" in train(config(tmp_path, "optim.amp=auto", "optim.max_iterations=1"), datasets=squares())
 
 
 @pytest.mark.parametrize(

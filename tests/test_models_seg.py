@@ -81,6 +81,17 @@ def test_final_upsampling_is_frozen_bilinear_and_decoder_upsampling_learns():
     torch.testing.assert_close(up(x)[..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1])  # borders see zero padding
 
 
+def test_upsampling_stays_in_fp32_under_cpu_autocast_and_still_learns():
+    up, x = BilinearUpsample(4, 4), torch.randn(2, 4, 5, 5)
+    expected = up(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = up(x.bfloat16())
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, expected, atol=0.02, rtol=0.02)  # only the input was rounded to bf16
+    y.sum().backward()
+    assert up.weight.grad is not None and up.weight.grad.dtype == torch.float32
+
+
 def test_paper_decoder_projects_every_level_to_32_channels():
     model = dla.create_model("dla34up", num_classes=11, decoder="paper")
     ida_up = model.dla_up.ida_up

@@ -72,7 +72,8 @@ class OptimConfig:
     class_weights: list[float] | Literal["median_freq", "inverse_log"] | None = None
     backbone_lr_factor: float = 1.0  # the backbone's lr is optim.lr times this (e.g. 0.1 for a pretrained one)
     aux_weight: float = 0.3  # a model's auxiliary logits weigh this in the loss, its main ones 1 - this (Ladder: 0.3)
-    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision; fp16 needs CUDA
+    # mixed precision; fp16 needs CUDA; auto is bf16 where the device computes it natively, else none
+    amp: Literal["none", "bf16", "fp16", "auto"] = "none"
     grad_clip: float | None = None  # clip the gradient norm to this value
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import DLAError
+from ..inference.fast import native_bf16
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -36,7 +37,11 @@ def select_device(name: str) -> torch.device:
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``optim.amp`` (None: full precision). fp16 needs CUDA (and a GradScaler)."""
+    """The autocast dtype of ``optim.amp`` (None: full precision). fp16 needs CUDA (and a GradScaler); ``auto``
+    is bf16 where the device computes it natively (``dla.inference.native_bf16``: emulated bf16 is slower than
+    fp32), else full precision."""
+    if amp == "auto":
+        return torch.bfloat16 if native_bf16(device) else None
     if amp == "fp16" and device.type != "cuda":
         raise DLAError(f"optim.amp: fp16 needs a CUDA device, the device is {device}; use bf16 or none")
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]

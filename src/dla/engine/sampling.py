@@ -121,7 +121,9 @@ def _seeded_generators(seed: int) -> Iterator[None]:
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    # Only the CPU generator, which the transforms draw from: torch.manual_seed would also queue the
+    # CUDA/XPU/MTIA seeding, each with a stack capture, about 1 ms a sample.
+    torch.default_generator.manual_seed(seed)
     try:
         yield
     finally:
