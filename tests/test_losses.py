@@ -387,9 +387,19 @@ def test_each_task_has_its_default_loss_and_a_combination_is_their_weighted_sum(
     assert torch.allclose(TASKS["segmentation"].criterion(cfg, Squares.meta, None)(logits, target), expected)
 
 
+def test_a_term_can_leave_the_class_weights_out():
+    cfg = load_config(None, ["optim.loss=[{name: ce}, {name: lovasz, class_weights: false}]"])
+    logits, target, weights = torch.randn(2, 3, 5, 5), torch.randint(0, 3, (2, 5, 5)), torch.tensor([1.0, 4.0, 0.5])
+    expected = cross_entropy(logits, target, class_weights=weights) + lovasz_softmax(logits, target)
+    criterion = TASKS["segmentation"].criterion(cfg, Squares.meta, weights)
+    assert torch.allclose(criterion(logits, target), expected)
+    assert not torch.allclose(expected, cross_entropy(logits, target, class_weights=weights) + lovasz_softmax(logits, target, class_weights=weights))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
+        (["optim.loss=[{name: lovasz, class_weights: 0}]"], r"optim.loss\[0\].class_weights must be true .* or false"),
         (
             ["optim.loss=[{name: dcie}]"],
             r"optim.loss\[0\].name: unknown loss 'dcie' for this task; its losses are ce, ohem, focal, dice, lovasz; .*'dice'",

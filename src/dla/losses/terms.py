@@ -3,7 +3,10 @@
     optim:
       loss:
         - {name: ce, weight: 1.0}
-        - {name: lovasz, weight: 0.5, per_image: false}
+        - {name: lovasz, weight: 0.5, per_image: false, class_weights: false}
+
+``class_weights: false`` leaves ``optim.class_weights`` out of that one term (each loss of mmseg has its own class
+weights): weighted cross-entropy beside an unweighted Lovász-softmax, the surrogate of the mean IoU itself.
 
 A loss is a function ``loss(logits, target, ignore_index, class_weights, *, options...)``; its options are its
 keyword-only parameters, whose type hints say what a value must be (``Probability``: a number in (0, 1], ...) and
@@ -51,15 +54,18 @@ Count = Annotated[int, Interval(0)]
 
 @dataclass(frozen=True)
 class LossTerm:
-    """One summand of the configured loss: ``weight x function(..., **options)``."""
+    """One summand of the configured loss: ``weight x function(..., **options)``, given the class weights unless
+    ``weighted`` is false."""
 
     name: str
     function: LossFunction
     weight: float = 1.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    weighted: bool = True
 
     def __call__(self, logits: Tensor, target: Tensor, ignore_index: int, class_weights: ClassWeights) -> Tensor:
-        return self.weight * self.function(logits, target, ignore_index, class_weights, **self.options)
+        weights = class_weights if self.weighted else None
+        return self.weight * self.function(logits, target, ignore_index, weights, **self.options)
 
 
 def combined_loss(
@@ -79,7 +85,8 @@ def loss_options(function: LossFunction) -> dict[str, inspect.Parameter]:
 
 
 def loss_terms(entries: Sequence[Any], losses: Mapping[str, LossFunction], key: str = "optim.loss") -> list[LossTerm]:
-    """The terms of ``entries`` (mappings ``{name, weight, options...}``; ``weight`` 1 when left out), each checked
+    """The terms of ``entries`` (mappings ``{name, weight, class_weights, options...}``; ``weight`` 1 and
+    ``class_weights`` true when left out), each checked
     against ``losses``, the losses the task offers by name; a ``DLAError`` naming ``key[i]`` and what to write."""
     if not entries:
         raise DLAError(f"{key} must list one loss at least, e.g. [{{name: {next(iter(losses))}, weight: 1.0}}]")
@@ -98,9 +105,11 @@ def _term(entry: Any, losses: Mapping[str, LossFunction], key: str) -> LossTerm:
     weight = entry.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < math.inf:
         raise DLAError(f"{key}.weight must be a positive number, got {weight!r}")
-    function = losses[name]
-    options = {option: value for option, value in entry.items() if option not in ("name", "weight")}
-    return LossTerm(name, function, float(weight), _checked_options(options, name, losses, key))
+    weighted = entry.get("class_weights", True)
+    if not isinstance(weighted, bool):
+        raise DLAError(f"{key}.class_weights must be true (use optim.class_weights) or false (leave them out), got {weighted!r}")
+    options = {option: value for option, value in entry.items() if option not in ("name", "weight", "class_weights")}
+    return LossTerm(name, losses[name], float(weight), _checked_options(options, name, losses, key), weighted)
 
 
 def _checked_options(options: dict[str, Any], name: str, losses: Mapping[str, LossFunction], key: str) -> dict[str, Any]:
