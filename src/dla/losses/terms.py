@@ -86,8 +86,8 @@ def loss_options(function: LossFunction) -> dict[str, inspect.Parameter]:
 
 def loss_terms(entries: Sequence[Any], losses: Mapping[str, LossFunction], key: str = "optim.loss") -> list[LossTerm]:
     """The terms of ``entries`` (mappings ``{name, weight, class_weights, options...}``; ``weight`` 1 and
-    ``class_weights`` true when left out), each checked
-    against ``losses``, the losses the task offers by name; a ``DLAError`` naming ``key[i]`` and what to write."""
+    ``class_weights`` true when left out), each checked against ``losses``, the losses the task offers by name;
+    a ``DLAError`` naming ``key[i]`` and what to write."""
     if not entries:
         raise DLAError(f"{key} must list one loss at least, e.g. [{{name: {next(iter(losses))}, weight: 1.0}}]")
     return [_term(entry, losses, f"{key}[{i}]") for i, entry in enumerate(entries)]
