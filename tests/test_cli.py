@@ -36,3 +36,12 @@ def test_unknown_pattern_is_a_clear_error_without_traceback():
     assert result.returncode == 2
     assert result.stderr.startswith("dla: error: no model matches 'vgg*'")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["eval", "run/last.pt"], ["baseline", "--dataset", "bsds500"]])
+def test_out_names_the_scores_file_as_in_every_other_command(command):
+    from dla.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([*command, "--out", "scores.json"]).output == "scores.json"
+    assert parser.parse_args([*command, "--output", "scores.json"]).output == "scores.json"

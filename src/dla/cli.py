@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", help="dataset name (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--root", help="dataset folder (default: the run's, or $DLA_DATA_ROOT/<dataset>)")
     evaluate.add_argument("--split", default="val")
-    evaluate.add_argument("--output", help="write the scores as JSON here")
+    evaluate.add_argument("--out", "--output", dest="output", help="write the scores as JSON here")
     _add_nproc(evaluate)
     _add_inference_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--split", default="val")
     baseline.add_argument("--sigma", type=float, default=1.0, help="Gaussian smoothing of the gradient, in pixels")
     baseline.add_argument("--thresholds", type=int, default=99, help="thresholds of the benchmark")
-    baseline.add_argument("--output", help="write the scores as JSON here (and the PR curve beside it)")
+    baseline.add_argument("--out", "--output", dest="output", help="write the scores as JSON here (and the PR curve beside it)")
     baseline.set_defaults(func=cmd_baseline)
 
     pr_curve = commands.add_parser("pr-curve", help="draw boundary results' precision-recall curves together (Fig. 7)")
