@@ -12,7 +12,7 @@ cached: a ``.mat`` is some 50 KB and reads in a few milliseconds.
 from pathlib import Path
 
 import numpy as np
-import scipy.io
+import scipy  # scipy.io loads on first use, not at every ``dla`` start
 
 from ..errors import DLAError
 from .base import list_images, pair_files, require_dir

@@ -12,7 +12,7 @@ report on, so that the trainer's default validation split works.
 from pathlib import Path
 
 import numpy as np
-import scipy.io
+import scipy  # scipy.io loads on first use, not at every ``dla`` start
 
 from ..errors import DLAError
 from .base import ClassificationDataset, ClassSample, ImageTransform, PathLike, read_lines, read_records, require_file

@@ -67,10 +67,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy  # its submodules load on first use, not at every ``dla`` start
 import torch
-from scipy import ndimage, sparse
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
 from ..distributed import all_gather_rows
 from ..errors import DLAError
@@ -143,8 +141,8 @@ def boundary_thresholds(count: int = 99) -> np.ndarray:
 def _triangle_smooth(image: np.ndarray, radius: int) -> np.ndarray:
     """SE's ``convTri``: separable triangle filter ``[1 .. r+1 .. 1] / (r+1)^2`` with symmetric padding."""
     kernel = np.concatenate([np.arange(1, radius + 2), np.arange(radius, 0, -1)]) / (radius + 1) ** 2
-    rows = ndimage.correlate1d(image, kernel, axis=0, mode="reflect")
-    return ndimage.correlate1d(rows, kernel, axis=1, mode="reflect")
+    rows = scipy.ndimage.correlate1d(image, kernel, axis=0, mode="reflect")
+    return scipy.ndimage.correlate1d(rows, kernel, axis=1, mode="reflect")
 
 
 def _normal_angle(smoothed: np.ndarray) -> np.ndarray:
@@ -286,7 +284,7 @@ def _tie_order(rows: np.ndarray, cols: np.ndarray, width: int, salt: int) -> np.
     return values ^ (values >> np.uint64(31))
 
 
-def _pair_costs(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_distance: float) -> sparse.csr_array:
+def _pair_costs(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_distance: float) -> "scipy.sparse.csr_array":
     """CSA's integer costs ``rint(100 * distance)`` of the pairs (predicted pixel i, ground-truth pixel j) at most
     ``max_distance`` apart; ``rows``/``cols``: the predicted pixels, ground-truth pixels numbered in
     ``np.nonzero(truth)`` order."""
@@ -300,7 +298,7 @@ def _pair_costs(rows: np.ndarray, cols: np.ndarray, truth: np.ndarray, max_dista
     weights = np.rint(_COST_SCALE * np.hypot(dr, dc)[within]).astype(np.int64)
     partners = index[rows[:, None] + reach + dr[within], cols[:, None] + reach + dc[within]]
     source, offset = np.nonzero(partners >= 0)
-    return sparse.csr_array((weights[offset], (source, partners[source, offset])), shape=(rows.size, truth_rows.size))
+    return scipy.sparse.csr_array((weights[offset], (source, partners[source, offset])), shape=(rows.size, truth_rows.size))
 
 
 def _cheapest_assignment(
@@ -323,7 +321,7 @@ def _cheapest_assignment(
     if shape[0] * shape[1] <= _DENSE_LIMIT:
         gains = np.zeros(shape)
         gains[rows, cols] = np.minimum(costs - outlier, 0)  # a pair dearer than two outliers is never made
-        pick_rows, pick_cols = linear_sum_assignment(gains)
+        pick_rows, pick_cols = scipy.optimize.linear_sum_assignment(gains)
         paired = gains[pick_rows, pick_cols] < 0
         partner[pick_rows[paired]] = pick_cols[paired]
         return partner
@@ -331,7 +329,7 @@ def _cheapest_assignment(
     small, large = (cols, rows) if flip else (rows, cols)
     s, n = min(shape), sum(shape)
     own_small, own_large = np.arange(s), np.arange(n - s)
-    square = sparse.csr_array(
+    square = scipy.sparse.csr_array(
         (
             np.concatenate([costs + 1.0, np.full(s, outlier + 1.0), np.ones(n - s), np.ones(costs.size)]),
             (
@@ -341,7 +339,7 @@ def _cheapest_assignment(
         ),
         shape=(n, n),
     )
-    pick_rows, pick_cols = min_weight_full_bipartite_matching(square)
+    pick_rows, pick_cols = scipy.sparse.csgraph.min_weight_full_bipartite_matching(square)
     paired = (pick_rows < s) & (pick_cols < n - s)
     if flip:
         partner[pick_cols[paired]] = pick_rows[paired]
@@ -369,7 +367,7 @@ class _MinCostMatching:
     ``_tie_order``): a component's pixels are handed to the solvers in key order.
     """
 
-    def __init__(self, costs: sparse.csr_array, outlier: int, row_keys: np.ndarray, col_keys: np.ndarray) -> None:
+    def __init__(self, costs: "scipy.sparse.csr_array", outlier: int, row_keys: np.ndarray, col_keys: np.ndarray) -> None:
         self.costs = costs
         self.outlier = outlier
         self.row_keys, self.col_keys = row_keys, col_keys
@@ -385,11 +383,11 @@ class _MinCostMatching:
             return partner
         edge_rows = np.repeat(np.arange(n), np.diff(sub.indptr))
         # Weak components of the directed graph row -> n + column: the bipartite graph's components.
-        links = sparse.csr_array(
+        links = scipy.sparse.csr_array(
             (np.ones(sub.nnz, dtype=np.int8), sub.indices + n, np.concatenate([sub.indptr, np.full(m, sub.nnz)])),
             shape=(n + m, n + m),
         )
-        count, labels = connected_components(links, directed=True, connection="weak")
+        count, labels = scipy.sparse.csgraph.connected_components(links, directed=True, connection="weak")
         row_labels, col_labels = labels[:n], labels[n:]
         edge_labels = row_labels[edge_rows]
         rows_in = np.bincount(row_labels, minlength=count)

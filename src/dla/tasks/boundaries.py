@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy  # its submodules load on first use, not at every ``dla`` start
 import torch
 from PIL import Image
-from scipy import ndimage
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -105,7 +105,7 @@ def gradient_magnitude(image: Image.Image, sigma: float = 1.0) -> np.ndarray:
     """A classical boundary map: the Gaussian-smoothed (``sigma``) gradient magnitude of the RGB image,
     the largest over its channels, scaled to [0, 1]. The sanity anchor the learned models must beat."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    magnitude = np.max([ndimage.gaussian_gradient_magnitude(pixels[..., c], sigma) for c in range(3)], axis=0)
+    magnitude = np.max([scipy.ndimage.gaussian_gradient_magnitude(pixels[..., c], sigma) for c in range(3)], axis=0)
     return magnitude / max(float(magnitude.max()), 1e-12)
 
 
