@@ -45,3 +45,10 @@ def test_out_names_the_scores_file_as_in_every_other_command(command):
     parser = build_parser()
     assert parser.parse_args([*command, "--out", "scores.json"]).output == "scores.json"
     assert parser.parse_args([*command, "--output", "scores.json"]).output == "scores.json"
+
+
+def test_starting_the_command_line_leaves_scipy_unloaded():
+    """scipy's submodules (about 0.2 s) load where the boundary benchmark and .mat readers first use them."""
+    heavy = ("scipy.sparse", "scipy.ndimage", "scipy.io", "scipy.optimize")
+    code = f"import sys, dla.cli; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
