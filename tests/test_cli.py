@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from dla.cli import main
+from dla.cli import build_parser, main
 
 
 def test_models_table_lists_matching_models_with_counts(capsys):
@@ -40,8 +40,6 @@ def test_unknown_pattern_is_a_clear_error_without_traceback():
 
 @pytest.mark.parametrize("command", [["eval", "run/last.pt"], ["baseline", "--dataset", "bsds500"]])
 def test_out_names_the_scores_file_as_in_every_other_command(command):
-    from dla.cli import build_parser
-
     parser = build_parser()
     assert parser.parse_args([*command, "--out", "scores.json"]).output == "scores.json"
     assert parser.parse_args([*command, "--output", "scores.json"]).output == "scores.json"
