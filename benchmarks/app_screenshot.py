@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from app_browser import chromium, missing, served, upload, wait_for, wait_for_text  # noqa: E402
 from dla.data import build_dataset  # noqa: E402
 from dla.engine.checkpoint import load_checkpoint, run_config  # noqa: E402
-from dla.engine.config import resolve_data_root  # noqa: E402
+from dla.engine.config_loader import resolve_data_root  # noqa: E402
 
 WIDTH = 1280
 

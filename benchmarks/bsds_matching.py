@@ -29,7 +29,7 @@ from PIL import Image
 from scipy import ndimage
 
 from dla.data import build_dataset
-from dla.engine.config import resolve_data_root
+from dla.engine.config_loader import resolve_data_root
 from dla.metrics import boundaries as current
 from dla.tasks.boundaries import gradient_magnitude
 

@@ -34,7 +34,7 @@ SETTINGS = (
 
 def worker(args: argparse.Namespace) -> None:
     from dla import distributed
-    from dla.engine.config import load_config, task_of
+    from dla.engine.config_loader import load_config, task_of
     from dla.engine.datasets import build_datasets
     from dla.engine.optimizer import build_optimizer, learning_rate, parameter_groups
     from dla.engine.runtime import seed_everything

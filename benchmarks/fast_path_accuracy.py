@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from trained import trained_model
 
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.trainer import train
 from dla.inference import get_backend
 from dla.metrics.segmentation import ConfusionMatrix

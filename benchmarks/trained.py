@@ -9,7 +9,7 @@ from dla.data import build_dataset
 from dla.data.base import TaskDataset
 from dla.data.meta import DatasetMeta
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint, run_config
-from dla.engine.config import resolve_data_root, task_of
+from dla.engine.config_loader import resolve_data_root, task_of
 
 
 def trained_model(checkpoint: Path, split: str = "val") -> tuple[nn.Module, DatasetMeta, Config, TaskDataset]:

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from dla.config import Config
 from dla.data.meta import DatasetMeta, default_palette
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.trainer import train
 from dla.models import PretrainedCfg, register_model
 

@@ -18,9 +18,9 @@ import torch
 
 from distributed_worker import Tripwire
 from dla.cli import main, without_option
+from dla.commands.evaluate import evaluate_checkpoint
 from dla.distributed import all_gather_rows, current, shard_indices, timeout
 from dla.engine.checkpoint import load_checkpoint
-from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.optimizer import learning_rate
 from dla.engine.sampling import SeededBatches, epoch_order
 from dla.engine.trainer import describe_batch, train

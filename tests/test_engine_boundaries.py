@@ -12,7 +12,7 @@ from PIL import Image
 from dla.cli import main
 from dla.config import Config
 from dla.engine.checkpoint import load_checkpoint
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import create_model

@@ -10,10 +10,10 @@ import yaml
 from PIL import Image
 
 from dla.cli import main
+from dla.commands.browse import training_samples
+from dla.commands.demo import NEXT_STEPS
 from dla.data import BSDS_META, CAMVID_META
-from dla.engine.browse import training_samples
 from dla.engine.datasets import build_datasets
-from dla.engine.demo import NEXT_STEPS
 from dla.engine.sampling import make_train_loader
 from dla.errors import DLAError
 from dla.tasks import boundaries, classification, get_task, segmentation

@@ -15,7 +15,7 @@ from dla.cli import main
 from dla.config import Config
 from dla.data.meta import DatasetMeta, default_palette
 from dla.engine.checkpoint import load_checkpoint
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.optimizer import parameter_groups
 from dla.engine.trainer import train
 from dla.errors import DLAError

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from dla.config import Config
-from dla.engine.config import config_differences, config_keys, dump_config, load_config
+from dla.engine.config_loader import config_differences, config_keys, dump_config, load_config
 from dla.errors import DLAError
 
 ROOT = Path(__file__).resolve().parents[1]

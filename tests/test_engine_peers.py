@@ -4,8 +4,8 @@ evaluation at another output stride, and models that take no ``down_ratio``."""
 import pytest
 import torch
 
-from dla.engine.config import load_config
-from dla.engine.evaluate import evaluate_checkpoint
+from dla.commands.evaluate import evaluate_checkpoint
+from dla.engine.config_loader import load_config
 from dla.engine.optimizer import build_optimizer, parameter_groups
 from dla.engine.trainer import train, weighted_loss
 from dla.errors import DLAError

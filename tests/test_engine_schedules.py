@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.schedules import build_scheduler, poly_schedule, step_schedule, total_iterations
 
 

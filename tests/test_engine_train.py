@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
+from dla.commands.evaluate import evaluate_checkpoint
 from dla.config import Config
 from dla.engine import runtime
 from dla.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.datasets import build_datasets
-from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.tasks import get_task, segmentation

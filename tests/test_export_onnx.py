@@ -20,8 +20,8 @@ pytest.importorskip("onnxscript")
 
 import dla  # noqa: E402
 from dla.cli import main  # noqa: E402
-from dla.engine.evaluate import evaluate_checkpoint  # noqa: E402
-from dla.engine.export import export_model  # noqa: E402
+from dla.commands.evaluate import evaluate_checkpoint  # noqa: E402
+from dla.commands.export import export_model  # noqa: E402
 from dla.engine.trainer import train  # noqa: E402
 from dla.errors import DLAError  # noqa: E402
 from dla.inference import get_backend  # noqa: E402

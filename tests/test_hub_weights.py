@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 
 import dla
 from conftest import FIXTURES, ROOT, assert_state_dicts_equal, require_reference
+from dla.commands.export import save_pretrained
 from dla.engine.checkpoint import load_checkpoint
-from dla.engine.export import save_pretrained
 from dla.engine.trainer import train
 from dla.models import _pretrained
 from dla.models.dla import default_cfgs

@@ -8,7 +8,7 @@ from torch import nn
 
 import dla
 from dla.cli import main
-from dla.engine.evaluate import evaluate_checkpoint
+from dla.commands.evaluate import evaluate_checkpoint
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.inference import FastModel, conv_bn_pairs, example_input, fold_batchnorm, get_backend, native_bf16, optimize

@@ -19,7 +19,7 @@ from dla.data import BoundaryFolder, FolderDataset, SyntheticShapes, build_datas
 from dla.data.boundaries import boundary_meta
 from dla.engine import class_weights as engine_class_weights
 from dla.engine.checkpoint import load_checkpoint
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.losses import (

@@ -10,7 +10,7 @@ import yaml
 from torch import nn
 
 import dla
-from dla.engine.config import load_config
+from dla.engine.config_loader import load_config
 from dla.errors import DLAError
 from dla.layers.norm import PooledBatchNorm
 from dla.models._registry import model_entrypoint

@@ -11,9 +11,9 @@ from PIL import Image
 from torch import nn
 
 from dla.cli import main
-from dla.engine import predictor as predictor_module
-from dla.engine.predict import find_images, output_names, predict_files
-from dla.engine.predictor import window_for
+from dla.commands import predictor as predictor_module
+from dla.commands.predict import find_images, output_names, predict_files
+from dla.commands.predictor import window_for
 from dla.errors import DLAError
 from dla.tasks import segmentation
 from engine_runs import write_image

@@ -11,8 +11,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from dla.cli import main
+from dla.commands.evaluate import evaluate_checkpoint
 from dla.engine.checkpoint import load_checkpoint
-from dla.engine.evaluate import evaluate_checkpoint
 from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import create_model

@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING, Any
 
+from . import _moved
+from ._version import __version__
 from .aggregation import HDA, IDA, AggregationNode, IDAUp
 from .errors import DLAError
 from .inference import optimize
@@ -17,12 +19,14 @@ from .models import (
     register_model,
 )
 
-if TYPE_CHECKING:
-    from .engine.predictor import Prediction, Predictor
+_moved.install()  # the old paths of the modules moved in 0.2, for one release
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .commands.predictor import Prediction, Predictor
+
 
 __all__ = [
+    "__version__",
     "AuxOutput",
     "DLA",
     "HDA",
@@ -47,7 +51,7 @@ def __getattr__(name: str) -> Any:
     """``Predictor`` and ``Prediction``, imported on first use: they bring the engine (tasks, datasets, checkpoints),
     which ``import dla`` for the models alone does not need."""
     if name in ("Prediction", "Predictor"):
-        from .engine import predictor
+        from .commands import predictor
 
         return getattr(predictor, name)
     raise AttributeError(f"module 'dla' has no attribute {name!r}")

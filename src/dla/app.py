@@ -30,9 +30,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .commands.predict import find_images
+from .commands.predictor import Prediction, Predictor
 from .data.base import image_header
-from .engine.predict import find_images
-from .engine.predictor import Prediction, Predictor
 from .errors import DLAError
 
 DEFAULT_HOST = "127.0.0.1"

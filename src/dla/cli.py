@@ -9,15 +9,15 @@ from . import distributed
 from .app import DEFAULT_HOST, DEFAULT_PORT, serve_app
 from .bench import bench, tables
 from .bench.workload import parse_model_args
+from .commands.baselines import draw_pr_curves, evaluate_baseline
+from .commands.browse import DEFAULT_SAMPLES, browse
+from .commands.demo import run_demo
+from .commands.evaluate import evaluate_checkpoint
+from .commands.export import DEFAULT_SIZE, FORMATS, export_model
+from .commands.predict import DEFAULT_MAX_PIXELS, predict_files
 from .data.cityscapes import prepare_cityscapes
 from .distributed import launched_as_main
-from .engine.baselines import draw_pr_curves, evaluate_baseline
-from .engine.browse import DEFAULT_SAMPLES, browse
-from .engine.config import load_config
-from .engine.demo import run_demo
-from .engine.evaluate import evaluate_checkpoint
-from .engine.export import DEFAULT_SIZE, FORMATS, export_model
-from .engine.predict import DEFAULT_MAX_PIXELS, predict_files
+from .engine.config_loader import load_config
 from .engine.trainer import train
 from .errors import DLAError
 from .inference import BACKENDS

@@ -1,7 +1,7 @@
 """The training configuration's schema: typed dataclasses with their defaults.
 
 A config is a ``Config``: ``cfg.optim.lr``, ``cfg.data.batch_size``. Each field's type hint is what a value
-must be and its default is what a config file may leave out; ``dla.engine.config.load_config`` reads YAML
+must be and its default is what a config file may leave out; ``dla.engine.config_loader.load_config`` reads YAML
 and ``--set`` overrides into it, checking every key and converting every value once, and ``to_dict()``
 gives the plain nested mapping that a run's ``config.yaml`` and a checkpoint store. Every key is documented
 in ``configs/README.md``.

@@ -42,7 +42,7 @@ from ..data.meta import DatasetMeta
 from ..errors import DLAError
 from ..models import create_model, load_state_dict_checked, read_state_dict
 from ..models._hub import hub_folder, is_hub_name
-from .config import config_from_dict
+from .config_loader import config_from_dict
 
 PathLike = Union[str, "os.PathLike[str]"]
 

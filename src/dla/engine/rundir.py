@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
 from ..config import Config
 from ..errors import DLAError
 from .checkpoint import remove_stale_temporaries
-from .config import dump_config
+from .config_loader import dump_config
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,6 @@ class RunDir:
 
 def code_version() -> str:
     """``git describe --always --dirty`` of the checkout holding this package, else ``dla.__version__``."""
-    from .. import __version__
-
     package = Path(__file__).resolve().parents[1]
     try:
         # only when the package's own files are tracked: an installed copy may sit inside some other repository

@@ -48,7 +48,7 @@ from ..models import AuxOutput
 from ..tasks import Criterion, Task, plot_curves
 from .checkpoint import load_checkpoint, load_weights, rng_state, run_config, save_checkpoint, set_rng_state
 from .class_weights import describe_weighting, run_class_weights
-from .config import check_resumable, task_of
+from .config_loader import check_resumable, task_of
 from .datasets import build_datasets
 from .optimizer import build_optimizer, learning_rate, parameter_groups
 from .results import write_json

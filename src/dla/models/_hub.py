@@ -11,6 +11,7 @@ or, in older uploads, ``pytorch_model.bin`` (read with ``weights_only=True``, as
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._version import __version__
 from ..errors import DLAError
 
 HUB_PREFIX = "hf-hub:"
@@ -35,8 +36,6 @@ def hub_file(name: str, filenames: Sequence[str] = WEIGHT_FILES) -> str:
     (or found there). A DLAError naming the repository, the files tried and why when none can be had."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
-
-    from .. import __version__
 
     repo, revision = parse_hub_name(name)
     reasons = []

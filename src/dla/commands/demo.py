@@ -13,17 +13,17 @@ from typing import Any
 import torch
 
 from ..config import required
-from ..configs import DEMO_CONFIG
 from ..data import build_dataset
 from ..data.base import SegmentationDataset
+from ..engine.checkpoint import model_from_checkpoint
+from ..engine.config_loader import load_config
+from ..engine.rundir import RunDir
+from ..engine.trainer import train
 from ..errors import DLAError
 from ..metrics.segmentation import ConfusionMatrix, format_table
 from ..tasks.segmentation import draw_predictions, predict, save_prediction
-from .checkpoint import model_from_checkpoint
-from .config import load_config
-from .rundir import RunDir
-from .trainer import train
 
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")  # packaged, so that dla demo runs from any installation
 PREDICTIONS = 4  # validation images drawn
 NEXT_STEPS = """next, your own data (the folder layout of configs/my_data.yaml: images/, masks/, classes.txt):
   dla browse configs/my_data.yaml --set data.root=/path/to/data    # the training samples with their labels

@@ -10,12 +10,12 @@ from torch import nn
 
 from ..config import Config
 from ..data.meta import DatasetMeta
+from ..engine.checkpoint import load_checkpoint, model_from_checkpoint, run_config
+from ..engine.config_loader import with_eval_settings
 from ..errors import DLAError
 from ..inference import example_input, get_backend
 from ..inference.onnx import OnnxRuntimeModel
 from ..inference.stride import evaluated_at
-from .checkpoint import load_checkpoint, model_from_checkpoint, run_config
-from .config import with_eval_settings
 from .export import DEFAULT_SIZE, run_from_metadata
 
 

@@ -14,12 +14,12 @@ from torch import Tensor
 from ..config import Config
 from ..data import build_dataset
 from ..data.meta import DatasetMeta
+from ..engine.datasets import check_dataset_task
+from ..engine.sampling import SeededItems, epoch_order
 from ..errors import DLAError
 from ..tasks import get_task
 from ..tasks.base import Sample, Task
 from ..tasks.visualize import unnormalize
-from .datasets import check_dataset_task
-from .sampling import SeededItems, epoch_order
 
 DEFAULT_SAMPLES = 16
 

@@ -9,12 +9,12 @@ from PIL import Image
 
 from .. import distributed
 from ..data import build_dataset
+from ..engine.config_loader import resolve_data_root, task_of
+from ..engine.datasets import check_dataset_task
+from ..engine.results import write_result
+from ..engine.runtime import select_device
 from ..errors import DLAError
-from .config import resolve_data_root, task_of
-from .datasets import check_dataset_task
-from .inference import load_for_inference
-from .results import write_result
-from .runtime import select_device
+from .loading import load_for_inference
 
 
 def evaluate_checkpoint(

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..data import build_dataset
+from ..engine.config_loader import resolve_data_root
+from ..engine.results import write_result
 from ..errors import DLAError
 from ..tasks.boundaries import draw_pr_curve, evaluate_gradient_baseline
-from .config import resolve_data_root
-from .results import write_result
 
 
 def evaluate_baseline(

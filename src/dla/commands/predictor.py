@@ -1,6 +1,6 @@
 """Prediction from Python: ``Predictor``, a checkpoint loaded once and called on images, returning ``Prediction``s.
 
-``dla predict`` (``dla.engine.predict``) runs its files through a ``Predictor`` and writes what it returns, so the
+``dla predict`` (``dla.commands.predict``) runs its files through a ``Predictor`` and writes what it returns, so the
 command and the object compute every result by one code path, the task's (``Task.predict``: the arrays and the
 summary of a batch, in memory; ``Task.pictures``; ``Task.write``). The engine names no task.
 
@@ -29,11 +29,11 @@ import torch
 from PIL import Image
 
 from ..data.base import load_image, to_rgb
+from ..engine.config_loader import task_of, with_eval_settings
+from ..engine.runtime import select_device
 from ..errors import DLAError
 from ..tasks.base import Task
-from .config import task_of, with_eval_settings
-from .inference import load_for_inference
-from .runtime import select_device
+from .loading import load_for_inference
 
 DEFAULT_MAX_PIXELS = 4_000_000  # whole-image inference up to 4 megapixels (a 2048 x 1024 Cityscapes frame is 2.1)
 WINDOW = 1024  # the side of the windows of larger images

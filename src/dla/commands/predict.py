@@ -12,7 +12,7 @@ a folder given itself): ``a/x.png`` and ``b/x.png`` write ``OUT/a/x_mask.png`` a
 case, as some file systems do) keep their extension (``OUT/x.png_mask.png``, ``OUT/x.jpg_mask.png``): no output
 overwrites another.
 
-Inference. The images go through a ``dla.engine.predictor.Predictor``, the object Python users call, in batches
+Inference. The images go through a ``dla.commands.predictor.Predictor``, the object Python users call, in batches
 of consecutive images of one size, with its pixel budget for large images (tiled, resized or refused by the task);
 each image's outputs are written by its task (``Task.write``) as its batch is done, and ``OUT/summary.json``
 describes the run and every image (``write_summary``).

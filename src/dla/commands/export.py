@@ -27,14 +27,14 @@ from torch import nn
 
 from ..config import Config
 from ..data.meta import DatasetMeta
+from ..engine.checkpoint import HUB_CONFIG, HUB_WEIGHTS, load_checkpoint, model_from_checkpoint, run_config
+from ..engine.config_loader import config_from_dict
+from ..engine.rundir import code_version
 from ..errors import DLAError
 from ..inference.onnx import DEFAULT_OPSET, export_onnx
 from ..inference.stride import evaluated_at
 from ..models import create_model
 from ..tasks import get_task
-from .checkpoint import HUB_CONFIG, HUB_WEIGHTS, load_checkpoint, model_from_checkpoint, run_config
-from .config import config_from_dict
-from .rundir import code_version
 
 FORMATS = ("onnx", "hub")
 DEFAULT_SIZE = (224, 224)  # the example the graph is traced at; height and width stay dynamic
