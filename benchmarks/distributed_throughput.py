@@ -34,17 +34,19 @@ SETTINGS = (
 
 def worker(args: argparse.Namespace) -> None:
     from dla import distributed
-    from dla.engine.config_loader import load_config, task_of
+    from dla.engine.config_loader import load_config
     from dla.engine.datasets import build_datasets
     from dla.engine.optimizer import build_optimizer, learning_rate, parameter_groups
     from dla.engine.runtime import seed_everything
     from dla.engine.sampling import make_train_loader
-    from dla.engine.trainer import accumulate_gradients, apply_gradients, distribute, groups_of
+    from dla.engine.setup import distribute
+    from dla.engine.step import TrainStep, groups_of
+    from dla.tasks import get_task
 
     cfg = load_config(args.config, ["out_dir=/tmp/dla-throughput", "device=cpu", *args.set])
     with distributed.process_group(torch.device("cpu")) as (processes, device):
         seed_everything(cfg.seed)
-        task = task_of(cfg)
+        task = get_task(cfg.task)
         train_set, _ = build_datasets(cfg, task)
         loader, _ = make_train_loader(train_set, cfg, device, processes)
         model, _ = task.build_model(cfg, train_set.meta, None)
@@ -52,13 +54,13 @@ def worker(args: argparse.Namespace) -> None:
         optimizer = build_optimizer(parameter_groups(model, task, lr, cfg.optim.backbone_lr_factor), cfg.optim)
         model, net = distribute(model, processes, device, bool(cfg.model.sync_bn))
         scaler = torch.amp.GradScaler("cpu", enabled=False)
+        criterion = task.criterion(cfg, train_set.meta, None)
+        train_step = TrainStep(net, model, optimizer, criterion, scaler, None, cfg.optim.aux_weight, cfg.optim.grad_clip, device)
         net.train()
         batches = groups_of(loader, cfg.optim.accumulate)
 
         def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            accumulate_gradients(net, next(batches), task, train_set.meta, None, cfg.optim, None, scaler, device)
-            apply_gradients(model, optimizer, scaler, cfg.optim.grad_clip)
+            train_step(next(batches))
 
         for _ in range(args.warmup):
             step()

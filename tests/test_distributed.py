@@ -23,7 +23,8 @@ from dla.distributed import all_gather_rows, current, shard_indices, timeout
 from dla.engine.checkpoint import load_checkpoint
 from dla.engine.optimizer import learning_rate
 from dla.engine.sampling import SeededBatches, epoch_order
-from dla.engine.trainer import describe_batch, train
+from dla.engine.setup import describe_batch
+from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.layers import CpuSyncBatchNorm, convert_sync_batchnorm
 from dla.models import create_model

@@ -7,7 +7,8 @@ import torch
 from dla.commands.evaluate import evaluate_checkpoint
 from dla.engine.config_loader import load_config
 from dla.engine.optimizer import build_optimizer, parameter_groups
-from dla.engine.trainer import train, weighted_loss
+from dla.engine.step import weighted_loss
+from dla.engine.trainer import train
 from dla.errors import DLAError
 from dla.models import AuxOutput, create_model
 from dla.tasks.segmentation import SegmentationTask, evaluated_at

@@ -1,4 +1,5 @@
-"""What ``--train`` times: one full training step (forward, loss, backward, optimizer step) at batch N.
+"""What ``--train`` times: the training step of ``dla train`` (``dla.engine.step.TrainStep``: forward, loss,
+backward, optimizer update) at batch N.
 
 Two settings, each on its own copy of the model and its own optimizer, timed side by side:
 
@@ -9,8 +10,9 @@ Two settings, each on its own copy of the model and its own optimizer, timed sid
 
 SGD with momentum 0.9 and weight decay 1e-4 is the papers' optimizer. The loss is the cross-entropy against
 random targets of the output's shape: one class per pixel for dense outputs, one per image for logits, and the
-binary cross-entropy for one-channel (boundary) outputs; a model's auxiliary logits (``AuxOutput``) are scored
-too, so their backward pass is part of the step. Gradients are set to ``None`` between steps.
+binary cross-entropy for one-channel (boundary) outputs. A model's auxiliary logits (``AuxOutput``) are weighed
+as training weighs them, ``(1 - aux_weight) x main + aux_weight x auxiliary`` with the default
+``optim.aux_weight``, so their backward pass is part of the step. Gradients are set to ``None`` between steps.
 """
 
 from functools import partial
@@ -19,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import OptimConfig
+from ..engine.step import TrainStep
 from ..inference import native_bf16
 from ..models import AuxOutput
 from .timing import Step
@@ -45,31 +49,32 @@ def random_targets(output: Tensor, device: torch.device) -> Tensor:
     return torch.randint(0, shape[1], shape[:1] + shape[2:], device=device)
 
 
-def training_loss(output: Tensor | AuxOutput, targets: Tensor) -> Tensor:
-    """Cross-entropy (binary for one channel) of every logits tensor in ``output``, summed, in fp32."""
-    outputs = tuple(output) if isinstance(output, AuxOutput) else (output,)
+def random_target_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy (binary for one channel) of one logits tensor against ``random_targets``, in fp32."""
     loss = F.binary_cross_entropy_with_logits if targets.is_floating_point() else F.cross_entropy
-    return sum((loss(logits.float(), targets) for logits in outputs), torch.zeros((), device=targets.device))
+    return loss(logits.float(), targets)
 
 
 def train_step(model: nn.Module, x: Tensor, targets: Tensor, setting: str) -> Step:
-    """One training step of ``model`` (changed in place: pass a copy) on ``x``, in ``setting`` (``SETTINGS``)."""
+    """The training step of ``dla train`` (``TrainStep``) of ``model`` (changed in place: pass a copy) on ``x``, in
+    ``setting`` (``SETTINGS``)."""
     fast = setting == "fast"
-    bf16 = fast and native_bf16(x.device)
     if fast:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         x = x.contiguous(memory_format=torch.channels_last)
     model.train()
-    optimizer = make_optimizer(model, fast)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            output = model(x)
-        training_loss(output, targets).backward()
-        optimizer.step()
-
-    return step
+    step = TrainStep(
+        net=model,
+        model=model,
+        optimizer=make_optimizer(model, fast),
+        criterion=random_target_loss,
+        scaler=torch.amp.GradScaler(x.device.type, enabled=False),  # bf16 and fp32 need no loss scaling
+        amp_dtype=torch.bfloat16 if fast and native_bf16(x.device) else None,
+        aux_weight=OptimConfig().aux_weight,
+        grad_clip=None,
+        device=x.device,
+    )
+    return partial(step, [(x, targets)])
 
 
 def train_output(model: nn.Module, shape: tuple[int, ...]) -> Tensor:

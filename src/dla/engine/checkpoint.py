@@ -1,6 +1,7 @@
-"""Checkpoints: atomic saving, safe loading, and rebuilding a model from a checkpoint alone.
+"""Checkpoints: the format (``TrainState``), atomic saving, safe loading, and rebuilding a model from a checkpoint alone.
 
-A checkpoint is a plain dict, self-describing, so that a model and its run are rebuilt from it alone:
+A checkpoint is a plain dict, self-describing, so that a model and its run are rebuilt from it alone. A training
+run's ``TrainState`` builds it (``TrainState.checkpoint``) and resumes from it (``TrainState.restore``):
 
 - ``model``: the model's state dict
 - ``model_name``: the registry name, for ``dla.create_model``
@@ -12,12 +13,15 @@ A checkpoint is a plain dict, self-describing, so that a model and its run are r
 - ``epoch``: completed epochs
 - ``iteration``: completed iterations (optimizer steps); the position of the run
 - ``iterations_per_epoch``: iterations in an epoch, which a resumed run must keep
+- ``global_batch``: ``data.batch_size``, which a resumed run must keep; ``processes``: the number that trained
 - ``optimizer``: optimizer state dict (momentum buffers)
 - ``scheduler``: LR scheduler state dict
 - ``scaler``: GradScaler state dict; only with ``optim.amp: fp16``
 - ``rng``: random generator states (``rng_state()``), so that a resumed run draws the same numbers
 - ``best_score``: the task's best validation score (mIoU, top-1, ODS) so far; -1 before the first evaluation
 - ``code_version``: ``git describe`` of the code that wrote it, or the package version
+- ``class_weights``: the record of class weights computed from the labels (as in ``class_weights.json``); only
+  when ``optim.class_weights`` names a method
 
 Everything in it is a tensor or a plain Python value, so ``torch.load(..., weights_only=True)`` reads it:
 loading a checkpoint never runs code from the file.
@@ -30,18 +34,19 @@ import pickle
 import random
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..config import Config
 from ..data.meta import DatasetMeta
 from ..errors import DLAError
-from ..models import create_model, load_state_dict_checked, read_state_dict
-from ..models._hub import hub_folder, is_hub_name
+from ..models import create_model, hub_folder, is_hub_name, load_state_dict_checked, read_state_dict
 from .config_loader import config_from_dict
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -49,6 +54,70 @@ PathLike = Union[str, "os.PathLike[str]"]
 REQUIRED_KEYS = ("model", "model_name", "model_kwargs", "task", "dataset_meta")
 TEMPORARY_SUFFIX = ".tmp"  # of the file a checkpoint is written to before it is renamed
 HUB_WEIGHTS, HUB_CONFIG = "model.safetensors", "config.json"  # a shared folder (dla export --format hub)
+
+
+@dataclass
+class TrainState:
+    """What a training run's checkpoints hold, live: ``checkpoint()`` builds the dict above, ``restore`` continues
+    the run from one. ``iteration`` and ``best_score`` are where the run stands; the trainer advances them."""
+
+    model: nn.Module
+    model_name: str
+    model_kwargs: dict[str, Any]
+    task: str
+    dataset_meta: DatasetMeta
+    config: Config
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    scaler: torch.amp.GradScaler
+    iterations_per_epoch: int
+    processes: int  # the world size
+    code_version: str
+    class_weights: dict[str, Any] | None = None  # the record of computed class weights (``dla.engine.class_weights``)
+    iteration: int = 0
+    best_score: float = -1.0
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint of the run as it stands (the generators' states of now included)."""
+        state = {
+            "model": self.model.state_dict(),
+            "model_name": self.model_name,
+            "model_kwargs": self.model_kwargs,
+            "task": self.task,
+            "dataset_meta": self.dataset_meta.to_dict(),
+            "config": self.config.to_dict(),
+            "epoch": self.iteration // self.iterations_per_epoch,
+            "iteration": self.iteration,
+            "iterations_per_epoch": self.iterations_per_epoch,
+            "global_batch": self.config.data.batch_size,
+            "processes": self.processes,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "best_score": self.best_score,
+            "code_version": self.code_version,
+        }
+        if self.class_weights is not None:
+            state["class_weights"] = self.class_weights
+        if self.scaler.is_enabled():
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def restore(self, checkpoint: dict[str, Any], name: str) -> None:
+        """Continue from ``checkpoint`` (read from ``name``): weights, optimizer, scheduler, scaler, generators and
+        the position; refused when an epoch has another number of iterations than it had."""
+        if checkpoint["iterations_per_epoch"] != self.iterations_per_epoch:
+            raise DLAError(
+                f"cannot resume {name}: an epoch had {checkpoint['iterations_per_epoch']} iterations and now has "
+                f"{self.iterations_per_epoch} (the training set or batch size changed); start a new out_dir"
+            )
+        load_weights(self.model, checkpoint["model"], name)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.scaler.is_enabled():
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        set_rng_state(checkpoint["rng"])
+        self.iteration, self.best_score = checkpoint["iteration"], checkpoint["best_score"]
 
 
 def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:

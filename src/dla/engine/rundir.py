@@ -1,4 +1,4 @@
-"""The run directory and the metrics logger.
+"""The run directory, the metrics logger, and what an evaluation during training writes (``report_evaluation``).
 
 One training run owns one folder (``out_dir``)::
 
@@ -31,11 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from .._version import __version__
 from ..config import Config
+from ..data.meta import DatasetMeta
 from ..errors import DLAError
+from ..tasks import Task, plot_curves
 from .checkpoint import remove_stale_temporaries
 from .config_loader import dump_config
+from .results import write_json
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,26 @@ class MetricsLogger:
             writer = csv.DictWriter(f, self.columns)
             writer.writeheader()
             writer.writerows(self.records)
+
+
+def report_evaluation(
+    run: RunDir,
+    logger: MetricsLogger,
+    task: Task,
+    meta: DatasetMeta,
+    scores: dict[str, Any],
+    epoch: int,
+    iteration: int,
+    best: float,
+) -> None:
+    """Write an evaluation's scores (``eval/epoch_<n>.json``, the log), its pictures and the curves; print its summary."""
+    at = {"epoch": epoch, "iteration": iteration}
+    write_json(run.eval / f"epoch_{epoch}.json", {**at, "classes": list(meta.classes), **scores})
+    logger.log({**at, **{f"val_{k}": v for k, v in scores.items() if isinstance(v, float)}})  # the scalars
+    for name, picture in task.draw(scores, meta.classes).items():
+        picture.save(run.plots / f"{name}.png")
+    plot_curves(run.root / "metrics.jsonl", run.plots / "curves.png", task.score)
+    tqdm.write(f"epoch {epoch}: {task.summary(scores)} (best {best:.4f})")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
