@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from app_browser import chromium, missing, requested_urls, served, upload, wait_for, wait_for_text
-from dla.app import VIEWS, Predictors, class_areas
+from dla.app import Predictors
 from dla.cli import main
+from dla.tasks import get_task
+from dla.tasks.segmentation import class_areas
 from engine_runs import write_image
 
 TESTS = Path(__file__).parent
@@ -72,7 +74,7 @@ def test_the_page_refuses_a_file_that_is_not_an_image(page, tmp_path):
 def test_segmentation_shows_the_overlay_the_mask_and_every_class_area(segmentation_checkpoint, image):
     predictors = Predictors(segmentation_checkpoint, device="cpu")
     prediction = predictors.predict(image, {"scales": [1.0], "flip": False})
-    overlay, mask, areas = VIEWS["segmentation"].show(prediction, predictors.default)
+    overlay, mask, areas = get_task("segmentation").view().show(prediction, predictors.default.meta)
     assert overlay.size == mask.size == (64, 48) and mask.mode == "P"
     assert sorted(row[0] for row in class_areas(prediction)) == sorted(predictors.default.classes)
     for (cell, *numbers), (name, *same) in zip(areas, class_areas(prediction), strict=True):  # a colour square, the name
@@ -92,13 +94,13 @@ def test_settings_chosen_on_the_page_make_one_more_predictor_each_kept_for_next_
 
 def test_classification_shows_the_most_probable_classes(classification_checkpoint, image):
     predictors = Predictors(classification_checkpoint, device="cpu")
-    (top,) = VIEWS["classification"].show(predictors.predict(image, {"ten_crop": True}), predictors.default)
+    (top,) = get_task("classification").view().show(predictors.predict(image, {"ten_crop": True}), predictors.default.meta)
     assert set(top) == {"dark", "bright"} and sum(top.values()) == pytest.approx(1, abs=1e-4)
 
 
 def test_boundaries_show_the_boundary_map_and_its_thinned_edges(boundary_checkpoint, image):
     predictors = Predictors(boundary_checkpoint, device="cpu")
-    boundaries, thin = VIEWS["boundaries"].show(predictors.predict(image, {}), predictors.default)
+    boundaries, thin = get_task("boundaries").view().show(predictors.predict(image, {}), predictors.default.meta)
     assert boundaries.size == thin.size == (64, 48)
 
 

@@ -152,4 +152,4 @@ def test_train_eval_and_baseline(boundary_folder, tmp_path, capsys):
     assert main(["pr-curve", str(tmp_path / "p" / "0_probs.npy"), "--out", str(tmp_path / "x.png")]) == 2
     assert "0_probs.npy: cannot read the result" in capsys.readouterr().err
     assert main(["baseline", "--dataset", "synthetic"]) == 2
-    assert "needs a boundary dataset" in capsys.readouterr().err
+    assert "needs a boundaries dataset" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from torch import nn
 
 from dla.data.meta import DatasetMeta, default_palette
 from dla.errors import DLAError
-from dla.tasks import class_index_image, colorize, infer, overlay, predict, save_prediction, segmentation_loss
+from dla.tasks import class_index_image, colorize, infer, overlay, save_prediction, segment_image, segmentation_loss
 
 NUM_CLASSES = 4
 
@@ -164,7 +164,7 @@ def stripes():
 @pytest.mark.parametrize("as_pil", [True, False])
 def test_predict_reads_rgb_channels_in_order(as_pil):
     image = stripes()
-    label, probabilities = predict(
+    label, probabilities = segment_image(
         ChannelModel(), Image.fromarray(image) if as_pil else image, rgb_meta(), scales=(1.0, 0.5), flip=True
     )
     assert label.shape == (4, 6) and label.dtype == np.uint8
@@ -176,15 +176,15 @@ def test_predict_reads_rgb_channels_in_order(as_pil):
 
 def test_predict_normalises_with_the_meta():
     grey = np.full((3, 5, 3), 128, dtype=np.uint8)  # every channel 0.502 before normalisation
-    label, _ = predict(ChannelModel(), grey, rgb_meta(mean=(0.9, 0.2, 0.1), std=(1.0, 1.0, 1.0)))
+    label, _ = segment_image(ChannelModel(), grey, rgb_meta(mean=(0.9, 0.2, 0.1), std=(1.0, 1.0, 1.0)))
     assert (label == 2).all()  # blue: 0.40 > green 0.30 > red -0.40
-    label, _ = predict(ChannelModel(), grey, rgb_meta(mean=(0.9, 0.2, 0.1), std=(1.0, 0.1, 1.0)))
+    label, _ = segment_image(ChannelModel(), grey, rgb_meta(mean=(0.9, 0.2, 0.1), std=(1.0, 0.1, 1.0)))
     assert (label == 1).all()  # green: 3.0
 
 
 def test_predict_rejects_images_that_are_not_rgb_uint8():
     with pytest.raises(DLAError, match="H x W x 3"):
-        predict(ChannelModel(), np.zeros((4, 6), dtype=np.uint8), rgb_meta())
+        segment_image(ChannelModel(), np.zeros((4, 6), dtype=np.uint8), rgb_meta())
 
 
 PALETTE = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
@@ -228,7 +228,7 @@ def test_class_index_images_hold_the_indices_and_the_palette(tmp_path):
 def test_save_prediction_writes_mask_overlay_and_probabilities(tmp_path):
     meta = rgb_meta()
     image = stripes()
-    label, probabilities = predict(ChannelModel(), image, meta)
+    label, probabilities = segment_image(ChannelModel(), image, meta)
     paths = save_prediction(tmp_path / "out", "frame", image, label, probabilities, meta=meta)
     assert [p.name for p in paths] == ["frame_mask.png", "frame_overlay.png", "frame_probs.npy"]
     with Image.open(paths[0]) as mask:  # class indices as pixel values, the palette embedded

@@ -4,7 +4,7 @@ The page holds one checkpoint (a ``.pt`` file, a folder written by ``dla export 
 name, or an ``.onnx`` export). A user uploads an image (or picks one of the ``--examples``), chooses the test-time settings of the
 model's task (segmentation: the scales and the mirrored image; classification: ten crops) and sees what the
 model predicts. Every prediction is made by :class:`dla.Predictor`, the code path of ``dla predict``, and shown
-as ``Prediction`` gives it: segmentation, the overlay, the class-index mask (the palette PNG ``dla predict``
+as its task's ``Task.view`` shows it: segmentation, the overlay, the class-index mask (the palette PNG ``dla predict``
 writes) and each class's area; boundaries, the boundary map and its thinned edges; classification, the five
 most probable classes.
 
@@ -23,8 +23,7 @@ Gradio is an optional extra (``pip install 'dla[app]'``), imported when a page i
 import json
 import os
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -34,16 +33,15 @@ from .commands.predict import find_images
 from .commands.predictor import Prediction, Predictor
 from .data.base import image_header
 from .errors import DLAError
+from .tasks import get_task
+from .tasks.visualize import PICTURE_CLASS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the scales offered (with the run's own): the papers' multi-scale sets
 CACHED = 2  # predictors kept for settings other than the run's own (each one holds a copy of the model)
 MAX_UPLOAD = "50mb"  # Gradio refuses larger uploads
-PICTURE_HEIGHT = 360  # pixels on the page; a picture is scaled to fit, downloaded as it is
 # Pictures fill their box (a small image scaled up), pixels kept sharp: a mask's class edges stay exact.
-CSS = ".result-picture img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
-SWATCH_STYLE = "display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.4em; vertical-align: middle"
+CSS = f".{PICTURE_CLASS} img {{width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}}"
 KEEP_UPLOADS = 3600  # seconds: Gradio deletes uploaded files and results older than this, every as many seconds
 
 
@@ -55,116 +53,6 @@ def require_gradio() -> ModuleType:
     except ImportError as error:
         raise DLAError(f"dla app needs Gradio ({error}); install it with: pip install 'dla[app]'") from None
     return gradio
-
-
-# --- what the page shows for each task ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class View:
-    """One task's part of the page.
-
-    ``controls(gr, settings)``: the run's ``eval`` keys the page lets a user change, each with its input component
-    showing the run's value (``settings``). ``outputs(gr)``: the result components. ``show(prediction, predictor)``:
-    their values for one prediction, in the order of ``outputs``.
-    """
-
-    controls: Callable[[ModuleType, dict[str, Any]], dict[str, Any]]
-    outputs: Callable[[ModuleType], list[Any]]
-    show: Callable[[Prediction, Predictor], list[Any]]
-
-
-def _segmentation_controls(gr: ModuleType, settings: dict[str, Any]) -> dict[str, Any]:
-    scales = [float(s) for s in settings["scales"]]
-    return {
-        "scales": gr.CheckboxGroup(
-            sorted({*SCALES, *scales}), value=scales, label="Scales", info="the image is resized to each; predictions summed"
-        ),
-        "flip": gr.Checkbox(value=bool(settings["flip"]), label="Flip", info="also predict the mirrored image"),
-    }
-
-
-def _picture(gr: ModuleType, label: str, elem_id: str | None = None) -> Any:
-    """A result picture, downloaded as the PNG it is (a palette mask stays one); no share button (it posts to the Hub)."""
-    return gr.Image(
-        label=label,
-        format="png",
-        elem_id=elem_id,
-        elem_classes=["result-picture"],
-        height=PICTURE_HEIGHT,
-        interactive=False,
-        buttons=["download", "fullscreen"],
-    )
-
-
-def _segmentation_outputs(gr: ModuleType) -> list[Any]:
-    with gr.Row():
-        pictures = [_picture(gr, "Overlay", "overlay"), _picture(gr, "Class-index mask (pixel values are class ids)", "mask")]
-    areas = gr.Dataframe(
-        headers=["class", "pixels", "area (%)"],
-        datatype=["markdown", "number", "number"],
-        label="Area per class",
-        elem_id="areas",
-        interactive=False,
-    )
-    return [*pictures, areas]
-
-
-def class_areas(prediction: Prediction) -> list[list[Any]]:
-    """The table of class areas: one row ``[class, pixels, percent of the image]`` per class, the largest first."""
-    width, height = prediction.size
-    pixels = prediction.summary["class_pixels"]
-    ranked = sorted(pixels.items(), key=lambda item: -item[1])
-    return [[name, count, round(100 * count / (width * height), 2)] for name, count in ranked]
-
-
-def swatch(colour: Sequence[int] | None) -> str:
-    """A square of ``colour`` (RGB) to put before a class name in a Markdown cell; nothing without a colour."""
-    if colour is None:
-        return ""
-    red, green, blue = colour
-    return f'<span style="{SWATCH_STYLE}; background: rgb({red}, {green}, {blue})"></span>'
-
-
-def _segmentation_show(prediction: Prediction, predictor: Predictor) -> list[Any]:
-    pictures = prediction.pictures()
-    palette = predictor.palette or []
-    colours = dict(zip(predictor.classes, palette, strict=False))
-    areas = [[swatch(colours.get(name)) + name, *row] for name, *row in class_areas(prediction)]
-    return [pictures["overlay"], pictures["mask"], areas]
-
-
-def _boundary_outputs(gr: ModuleType) -> list[Any]:
-    with gr.Row():
-        return [_picture(gr, "Boundary probability", "boundaries"), _picture(gr, "Thinned boundaries", "thin")]
-
-
-def _boundary_show(prediction: Prediction, predictor: Predictor) -> list[Any]:
-    pictures = prediction.pictures()
-    return [pictures["boundaries"], pictures["thin"]]
-
-
-def _classification_controls(gr: ModuleType, settings: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ten_crop": gr.Checkbox(
-            value=bool(settings["ten_crop"]), label="Ten crops", info="average the corners, centre and mirrors"
-        )
-    }
-
-
-def _classification_outputs(gr: ModuleType) -> list[Any]:
-    return [gr.Label(num_top_classes=5, label="Most probable classes", elem_id="top-k")]
-
-
-def _classification_show(prediction: Prediction, predictor: Predictor) -> list[Any]:
-    return [{entry["class"]: entry["probability"] for entry in prediction.summary["top_k"]}]
-
-
-VIEWS = {
-    "segmentation": View(_segmentation_controls, _segmentation_outputs, _segmentation_show),
-    "boundaries": View(lambda gr, settings: {}, _boundary_outputs, _boundary_show),
-    "classification": View(_classification_controls, _classification_outputs, _classification_show),
-}
 
 
 # --- the predictors behind the page ------------------------------------------------------------------------
@@ -183,7 +71,7 @@ class Predictors:
     def __init__(self, checkpoint: str, device: str = "auto", backend: str | None = None, **settings: Any) -> None:
         self.checkpoint, self.device, self.backend, self.settings = checkpoint, device, backend, settings
         self.default = Predictor(checkpoint, device=device, backend=backend, **settings)
-        self.view = VIEWS[self.default.task]
+        self.view = get_task(self.default.task).view()  # the task's part of the page
         self._other = lru_cache(maxsize=CACHED)(self._load)
 
     def _load(self, changes: str) -> Predictor:
@@ -247,7 +135,7 @@ def build_page(predictors: Predictors, examples: Sequence[Path] = ()) -> Any:
                 prediction = predictors.predict(upload_path, dict(zip(keys, values, strict=True)))
             except DLAError as error:
                 return [*[None] * len(outputs), f"**Refused**: {described(error, upload_path)}"]
-            return [*predictors.view.show(prediction, predictors.default), summary_line(prediction, upload_path.name)]
+            return [*predictors.view.show(prediction, predictor.meta), summary_line(prediction, upload_path.name)]
 
         # One prediction at a time (Gradio's queue): the model, and its memory, are shared by every visitor.
         gr.on(

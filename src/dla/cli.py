@@ -23,17 +23,14 @@ from .errors import DLAError
 from .inference import BACKENDS
 from .inference.onnx import DEFAULT_OPSET
 from .model_facts import FactsCache, size_key
-from .models import list_models
+from .models import list_models, paper_figures
 from .tasks import get_task
-from .tasks.boundaries import format_boundary_scores
 
 
 def cmd_models(args: argparse.Namespace) -> None:
     """Print the registered models: name, the paper's name, block, parameters, multiply-adds, and the paper's
-    own figures (``models._paper``) next to ours at the paper's input size where the paper gives them. The counts
+    own figures (``dla.models.paper_figures``) next to ours at the paper's input size where the paper gives them. The counts
     come from the cache of this code version where they were counted before (``dla.model_facts``)."""
-    from .models._paper import paper_figures  # only the models table reads the papers' figures
-
     names = list_models(args.pattern)
     if not names:
         raise DLAError(f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}")
@@ -143,7 +140,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
     result = evaluate_baseline(
         args.dataset, args.split, root=args.root, sigma=args.sigma, thresholds=args.thresholds, output=args.output
     )
-    print(format_boundary_scores(result))
+    print(get_task(result["task"]).table(result, []))
 
 
 def cmd_pr_curve(args: argparse.Namespace) -> None:

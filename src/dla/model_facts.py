@@ -22,9 +22,7 @@ from pathlib import Path
 import torch
 
 from .complexity import count_macs, count_params
-from .models import create_model
-from .models._pretrained import get_pretrained_cfg
-from .models._registry import model_entrypoint
+from .models import create_model, get_pretrained_cfg, model_entrypoint
 
 Size = tuple[int, int]  # (H, W)
 

@@ -1,9 +1,10 @@
-"""Classical baselines scored by the same benchmark as the models (``dla baseline``), and precision-recall
-curves of several results drawn together (``dla pr-curve``), as the paper's Fig. 7 compares methods.
+"""Classical baselines scored by the same benchmark as the models (``dla baseline``), and results of several
+methods drawn together (``dla pr-curve``), as the paper's Fig. 7 compares methods.
 
-``gradient``: the Gaussian gradient magnitude of the image (``dla.tasks.boundaries.gradient_magnitude``),
-thinned and scored like a model's boundary map. It learns nothing, so any trained boundary model must beat
-it; a benchmark that ranked it high would be broken.
+A task offers its baselines by name (``Task.baselines``); ``dla baseline`` runs ``gradient``, the boundaries'
+Gaussian gradient magnitude of the image, thinned and scored like a model's boundary map. It learns nothing, so
+any trained boundary model must beat it; a benchmark that ranked it high would be broken. ``dla pr-curve`` draws
+results with their task's ``Task.compare`` (boundaries: the precision-recall curves).
 """
 
 import json
@@ -15,7 +16,9 @@ from ..data import build_dataset
 from ..engine.config_loader import resolve_data_root
 from ..engine.results import write_result
 from ..errors import DLAError
-from ..tasks.boundaries import draw_pr_curve, evaluate_gradient_baseline
+from ..tasks import TASKS, get_task
+
+BASELINE = "gradient"  # the method of dla baseline
 
 
 def evaluate_baseline(
@@ -28,32 +31,39 @@ def evaluate_baseline(
     tolerance: float = 0.0075,
     output: str | None = None,
 ) -> dict[str, Any]:
-    """The BSDS scores of the gradient-magnitude baseline on a boundary dataset's ``split``.
+    """The scores of the gradient-magnitude baseline on ``split`` of a dataset whose task offers it (boundaries).
 
     ``root`` defaults to ``$DLA_DATA_ROOT/<dataset>``. With ``output``, the scores are written as JSON and
-    the precision-recall curve next to them (``<output stem>_pr_curve.png``).
+    the task's pictures next to them (``<output stem>_pr_curve.png``).
     """
     data = build_dataset(dataset, resolve_data_root(dataset, root), split)
-    if data.task != "boundaries":
-        raise DLAError(f"dataset {dataset!r} is a {data.task} dataset; the gradient baseline needs a boundary dataset")
-    scores = evaluate_gradient_baseline(data, thresholds, tolerance, sigma)
-    result = {"model": f"gradient magnitude (sigma {sigma:g})", "dataset": dataset, "split": split, **scores}
+    task = get_task(data.task)
+    if BASELINE not in task.baselines:
+        offering = " or ".join(name for name, other in TASKS.items() if BASELINE in other.baselines)
+        raise DLAError(f"dataset {dataset!r} is a {data.task} dataset; the {BASELINE} baseline needs a {offering} dataset")
+    description, scores = task.baselines[BASELINE](data, thresholds=thresholds, tolerance=tolerance, sigma=sigma)
+    result = {"model": description, "task": task.name, "dataset": dataset, "split": split, **scores}
     if output is not None:
-        write_result(Path(output), result, {"pr_curve": draw_pr_curve([(result["model"], result)])})
+        write_result(Path(output), result, task.draw(result, data.meta.classes))
     return result
 
 
 def draw_pr_curves(results: Sequence[str], out: str) -> Path:
-    """Draw the precision-recall curves of boundary results (JSON of ``dla eval`` / ``dla baseline``) into
-    one picture at ``out``; returns its path."""
-    curves = []
+    """Draw results of one task (JSON of ``dla eval`` / ``dla baseline``) into one picture at ``out`` with the task's
+    ``compare`` (boundaries: the precision-recall curves); returns its path. A result that names no task (written
+    before 0.2) is drawn as one of the task the others name."""
+    curves, named = [], set()
     for path in results:
         try:
             result = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             raise DLAError(f"{path}: cannot read the result ({e})") from None
-        if not isinstance(result, dict) or not {"recall", "precision", "ods", "ods_recall", "ods_precision"} <= result.keys():
-            raise DLAError(f"{path}: not a boundary result with a precision-recall curve (write one with dla eval --output)")
+        if not isinstance(result, dict):
+            raise DLAError(f"{path}: not a result of dla eval or dla baseline (write one with dla eval --output)")
+        named.update([result["task"]] if "task" in result else [])
         curves.append((result.get("model", Path(path).stem), result))
-    draw_pr_curve(curves).save(out)
+    if len(named) != 1:
+        found = ", ".join(sorted(named)) or "none"
+        raise DLAError(f"the results must name one task (found: {found}); give results written by dla eval --output")
+    get_task(named.pop()).compare(curves).save(out)
     return Path(out)

@@ -14,14 +14,11 @@ import torch
 
 from ..config import required
 from ..data import build_dataset
-from ..data.base import SegmentationDataset
 from ..engine.checkpoint import model_from_checkpoint
 from ..engine.config_loader import load_config
 from ..engine.rundir import RunDir
 from ..engine.trainer import train
-from ..errors import DLAError
-from ..metrics.segmentation import ConfusionMatrix, format_table
-from ..tasks.segmentation import draw_predictions, predict, save_prediction
+from ..tasks import get_task
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")  # packaged, so that dla demo runs from any installation
 PREDICTIONS = 4  # validation images drawn
@@ -37,33 +34,21 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[
     run = RunDir(Path(required(cfg.out_dir, "out_dir")))
     scores = train(cfg, resume=run.config.exists())
 
+    task = get_task(cfg.task)
     model, meta = model_from_checkpoint(run.last)
     data = cfg.data
     val_set = build_dataset(data.dataset, data.root, data.val_split, **data.split_options(data.val_split))  # raw images
-    if not isinstance(val_set, SegmentationDataset):
-        raise DLAError(f"the demo draws segmentation masks, but {data.dataset} is a {val_set.task} dataset")
     rows = []
     for i in range(min(PREDICTIONS, len(val_set))):
         image, truth = val_set.read(i)
-        label, _ = predict(model, image, meta)
-        save_prediction(run.root / "predictions", f"val_{i:03d}", image, label, meta=meta)
-        rows.append((f"val {i}", image, truth, label))
-    draw_predictions(rows, meta).save(run.plots / "predictions.png")
+        (output,) = task.predict(model, [image], cfg, meta, torch.device("cpu"))
+        task.write(run.root / "predictions", Path(f"val_{i:03d}"), image, output.arrays, meta)
+        rows.append((f"val {i}", image, truth, output))
+    task.draw_predictions(rows, meta).save(run.plots / "predictions.png")
 
-    print(format_table(scores, meta.classes))
-    print(f"baseline, every pixel the most frequent class: mIoU {majority_baseline(val_set)['miou']:.4f}")
+    print(task.table(scores, meta.classes))
+    for description, baseline in (method(val_set) for method in task.baselines.values()):
+        print(f"baseline, {description}: {task.summary(baseline)}")
     print(f"run directory: {run.root} (predictions/, plots/predictions.png, plots/curves.png, metrics.jsonl)")
     print(NEXT_STEPS)
     return scores
-
-
-def majority_baseline(dataset: SegmentationDataset) -> dict[str, Any]:
-    """The scores of predicting the most frequent class of ``dataset`` everywhere: what "no learning" earns."""
-    labels = [torch.from_numpy(dataset.read(i)[1]) for i in range(len(dataset))]
-    valid = torch.cat([label.flatten() for label in labels])
-    valid = valid[valid != dataset.meta.ignore_index]
-    majority = int(torch.bincount(valid, minlength=dataset.meta.num_classes).argmax())
-    matrix = ConfusionMatrix(dataset.meta.num_classes, dataset.meta.ignore_index)
-    for label in labels:
-        matrix.update(torch.full_like(label, majority)[None], label[None])
-    return matrix.compute()

@@ -9,11 +9,12 @@ from PIL import Image
 
 from .. import distributed
 from ..data import build_dataset
-from ..engine.config_loader import resolve_data_root, task_of
+from ..engine.config_loader import resolve_data_root
 from ..engine.datasets import check_dataset_task
 from ..engine.results import write_result
 from ..engine.runtime import select_device
 from ..errors import DLAError
+from ..tasks import get_task
 from .loading import load_for_inference
 
 
@@ -66,7 +67,7 @@ def _evaluate(
     settings: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Image.Image]]:
     model, meta, cfg = load_for_inference(checkpoint, backend, settings, target)
-    task = task_of(cfg)
+    task = get_task(cfg.task)
     trained_on = cfg.data
     dataset = dataset or trained_on.dataset
     if dataset == trained_on.dataset:  # the run's own data, unless told otherwise

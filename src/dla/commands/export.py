@@ -4,18 +4,10 @@ Two formats: ``onnx`` (one file, below) and ``hub`` (``save_pretrained``: a fold
 hub: ``model.safetensors``, ``config.json`` and a generated ``README.md`` model card; ``dla eval DIR``,
 ``dla predict --checkpoint DIR`` and ``create_model(name, pretrained=DIR)`` read it).
 
-An export of a checkpoint is self-describing: the file's metadata (ONNX ``metadata_props``, strings) holds
-
-- ``dla.model_name``, ``dla.model_kwargs`` (JSON): the architecture, as in the checkpoint
-- ``dla.task``: ``segmentation``, ``classification`` or ``boundaries``
-- ``dla.dataset_meta`` (JSON): class names, palette, mean/std (the normalisation the input expects), ignore index
-- ``dla.config`` (JSON): the run's resolved config, so ``dla eval`` / ``dla predict`` use its test-time settings
-- ``dla.source``: the checkpoint's file name; ``dla.code_version``: the code that exported it
-- ``dla.input`` and ``dla.output_stride`` (``dla.inference.onnx.export_onnx``)
-
-so that ``dla eval model.onnx`` and ``dla predict --checkpoint model.onnx`` rebuild the task, the classes and
-the pre-processing from the file alone. An export of a model name (random or pretrained weights, no run) has
-only ``dla.model_name``, ``dla.model_kwargs`` and ``dla.code_version``.
+An export of a checkpoint is self-describing: its metadata (``dla.commands.loading.export_metadata``, documented
+there) carries the task, the classes, the normalisation and the run's settings, so that ``dla eval model.onnx`` and
+``dla predict --checkpoint model.onnx`` rebuild them from the file alone; both load it with
+``dla.commands.loading``, as this module loads what it exports.
 """
 
 import json
@@ -25,19 +17,17 @@ from typing import Any
 
 from torch import nn
 
-from ..config import Config
 from ..data.meta import DatasetMeta
-from ..engine.checkpoint import HUB_CONFIG, HUB_WEIGHTS, load_checkpoint, model_from_checkpoint, run_config
-from ..engine.config_loader import config_from_dict
+from ..engine.checkpoint import HUB_CONFIG, HUB_WEIGHTS, load_checkpoint, model_from_checkpoint
 from ..engine.rundir import code_version
 from ..errors import DLAError
 from ..inference.onnx import DEFAULT_OPSET, export_onnx
 from ..inference.stride import evaluated_at
 from ..models import create_model
 from ..tasks import get_task
+from .loading import DEFAULT_SIZE, export_metadata, load_run
 
 FORMATS = ("onnx", "hub")
-DEFAULT_SIZE = (224, 224)  # the example the graph is traced at; height and width stay dynamic
 
 
 def export_model(
@@ -82,7 +72,7 @@ def save_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike[s
     """
     from safetensors.torch import save_file  # a dependency; imported here, where it is used
 
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint)  # a shared folder need not hold a run's config, which load_run reads
     model, meta = model_from_checkpoint(state, name=str(checkpoint))
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
@@ -174,19 +164,8 @@ def _run_scores(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 def _checkpoint_export(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, str], int | None]:
     """The checkpoint's model, its metadata, and the output stride to export it at."""
-    state = load_checkpoint(path)
-    model, meta = model_from_checkpoint(state)
-    cfg = run_config(state, path)
-    metadata = {
-        "dla.model_name": state["model_name"],
-        "dla.model_kwargs": json.dumps(state["model_kwargs"]),
-        "dla.task": state["task"],
-        "dla.dataset_meta": json.dumps(meta.to_dict()),
-        "dla.config": json.dumps(cfg.to_dict()),
-        "dla.source": Path(path).name,
-        "dla.code_version": code_version(),
-    }
-    return model, metadata, cfg.eval.output_stride
+    model, meta, cfg, state = load_run(path)
+    return model, export_metadata(state, meta, cfg, path), cfg.eval.output_stride
 
 
 def _model_export(name: str, num_classes: int | None) -> tuple[nn.Module, dict[str, str], None]:
@@ -195,19 +174,3 @@ def _model_export(name: str, num_classes: int | None) -> tuple[nn.Module, dict[s
     model = create_model(name, **kwargs).eval()
     metadata = {"dla.model_name": name, "dla.model_kwargs": json.dumps(kwargs), "dla.code_version": code_version()}
     return model, metadata, None
-
-
-def run_from_metadata(metadata: dict[str, str], name: str) -> tuple[DatasetMeta, Config]:
-    """The dataset meta and the run's config stored in an exported file's metadata (module docstring);
-    a DLAError naming ``name`` when it was not exported from a checkpoint."""
-    if "dla.config" not in metadata or "dla.dataset_meta" not in metadata:
-        raise DLAError(
-            f"{name} has no run in its metadata (it was not written by `dla export` from a checkpoint); "
-            "export the trained checkpoint (dla export runs/<run>/best.pt --out model.onnx) to evaluate or predict with it"
-        )
-    try:
-        meta = DatasetMeta.from_dict(json.loads(metadata["dla.dataset_meta"]))
-        values = json.loads(metadata["dla.config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise DLAError(f"{name}: its dla.dataset_meta or dla.config metadata is not what dla export writes ({e})") from None
-    return meta, config_from_dict(values, source=f"{name} (its config)")

@@ -29,10 +29,10 @@ import torch
 from PIL import Image
 
 from ..data.base import load_image, to_rgb
-from ..engine.config_loader import task_of, with_eval_settings
+from ..engine.config_loader import with_eval_settings
 from ..engine.runtime import select_device
 from ..errors import DLAError
-from ..tasks.base import Task
+from ..tasks import PredictOptions, Task, get_task
 from .loading import load_for_inference
 
 DEFAULT_MAX_PIXELS = 4_000_000  # whole-image inference up to 4 megapixels (a 2048 x 1024 Cityscapes frame is 2.1)
@@ -130,7 +130,7 @@ class Predictor:
         self.device = select_device(device)
         self.model, self.meta, self.cfg = load_for_inference(checkpoint, backend, settings, self.device)
         self.backend = backend or ("onnxruntime" if Path(checkpoint).suffix == ".onnx" else "eager")
-        self._task: Task = task_of(self.cfg)
+        self._task: Task = get_task(self.cfg.task)
 
     @property
     def task(self) -> str:
@@ -214,7 +214,8 @@ class Predictor:
         start = time.perf_counter()
         try:
             with torch.no_grad():
-                outputs = self._task.predict(self.model, images, cfg, self.meta, self.device, probabilities, self.top_k)
+                options = PredictOptions(probabilities=probabilities, top_k=self.top_k)
+                outputs = self._task.predict(self.model, images, cfg, self.meta, self.device, options)
         except Exception as error:
             if not out_of_memory(error):
                 raise
@@ -230,7 +231,8 @@ class Predictor:
     def write(self, out: Path, name: Path, prediction: Prediction, probabilities: bool = False) -> list[Path]:
         """Write ``prediction`` as ``dla predict``'s files of one image, named after ``name`` under ``out``
         (``Task.write``); the written paths."""
-        return self._task.write(out, name, prediction.image, prediction.arrays, self.meta, probabilities)
+        options = PredictOptions(probabilities=probabilities, top_k=self.top_k)
+        return self._task.write(out, name, prediction.image, prediction.arrays, self.meta, options)
 
     def write_run(self, out: Path, summaries: dict[str, dict[str, Any]]) -> list[Path]:
         """Write the task's files for all images (classification: ``predictions.json``) from their summaries, keyed by

@@ -34,7 +34,7 @@ import yaml
 
 from ..config import Config, required
 from ..errors import DLAError
-from ..tasks import TASKS, Task
+from ..tasks import TASKS, Task, get_task
 
 # Config keys a resumed run may change (prefixes): how long it trains, how often it evaluates and logs,
 # where its data and folder are, how many loader processes, which device and how many accumulation steps
@@ -84,7 +84,7 @@ def load_config(path: str | None, overrides: Sequence[str] = ()) -> Config:
             nested = {part: nested}
         _merge(settings, nested, Config, prefix="", source=f"--set {text}")
     cfg = _build(Config, settings)
-    task = task_of(cfg)
+    task = get_task(cfg.task)
     refuse_foreign_keys(cfg)
     _fill_task_defaults(cfg, task)
     _check_values(cfg, task)
@@ -102,7 +102,7 @@ def config_from_dict(values: Mapping[str, Any], source: str = "config") -> Confi
     settings = Config().to_dict()
     _merge(settings, dict(values), Config, prefix="", source=source)
     cfg = _build(Config, settings)
-    _fill_task_defaults(cfg, task_of(cfg))
+    _fill_task_defaults(cfg, get_task(cfg.task))
     return cfg
 
 
@@ -301,16 +301,9 @@ def _suggestion(name: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(keys)}"
 
 
-def task_of(cfg: Config) -> Task:
-    """The task of ``cfg.task``, refused with the known ones when it is none of them."""
-    if cfg.task not in TASKS:
-        raise DLAError(f"task must be one of {', '.join(repr(name) for name in TASKS)}, got {cfg.task!r}")
-    return TASKS[cfg.task]
-
-
 def refuse_foreign_keys(cfg: Config) -> None:
     """Raise when ``cfg`` sets a key that only tasks other than ``cfg.task`` read (their ``Task.keys``)."""
-    own, defaults = task_of(cfg).keys, Config()
+    own, defaults = get_task(cfg.task).keys, Config()
     foreign = dict.fromkeys(key for task in TASKS.values() for key in task.keys if key not in own)
     wrong = [key for key in foreign if lookup(cfg, key) not in (None, lookup(defaults, key))]
     if wrong:

@@ -9,9 +9,10 @@ Evaluation thins each probability map along the edge normal (``thin_edges``) and
 every annotator at 99 thresholds (``BoundaryBenchmark``): ODS, OIS and AP.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,11 +28,12 @@ from ..data.base import TaskDataset
 from ..data.meta import DatasetMeta
 from ..data.transforms import eval_transforms
 from ..distributed import is_main_process, shard_indices
+from ..errors import DLAError
 from ..losses import BINARY_LOSSES, LossTerm, binary_cross_entropy, combined_loss
 from ..metrics.boundaries import BoundaryBenchmark, thin_edges
-from .base import Criterion, Output, Sample, Scores, Task
-from .segmentation import dense_backbone, dense_loss_problems, dense_loss_terms, dense_model, dense_train_transform, to_input
-from .visualize import draw_grid, figure_image, new_figure, overlay
+from .base import PREDICT_DEFAULTS, Criterion, Output, PredictOptions, Sample, Scores, Shown, Task, View
+from .dense import dense_loss_problems, dense_loss_terms, dense_model, dense_train_transform, to_input
+from .visualize import draw_grid, figure_image, new_figure, overlay, picture_output
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -116,6 +118,13 @@ def evaluate_gradient_baseline(
     return benchmark_maps(dataset, lambda image: gradient_magnitude(image, sigma), thresholds, tolerance)
 
 
+def gradient_baseline(
+    dataset: Any, thresholds: int = 99, tolerance: float = 0.0075, sigma: float = 1.0
+) -> tuple[str, dict[str, Any]]:
+    """``evaluate_gradient_baseline`` as one of the task's ``baselines``: what it is, and its scores."""
+    return f"gradient magnitude (sigma {sigma:g})", evaluate_gradient_baseline(dataset, thresholds, tolerance, sigma)
+
+
 def format_boundary_scores(result: dict[str, Any]) -> str:
     """ODS (with its threshold), OIS and AP as a small table."""
     rows = [
@@ -151,6 +160,27 @@ def pr_figure(curves: Sequence[tuple[str, dict[str, Any]]]) -> "Figure":
     if curves:
         axes.legend(loc="lower left", fontsize=8)
     return figure
+
+
+PR_KEYS = {"recall", "precision", "ods", "ods_recall", "ods_precision"}  # what a result needs to be drawn as a curve
+
+
+def compare_pr_curves(results: Sequence[tuple[str, dict[str, Any]]]) -> Image.Image:
+    """``draw_pr_curve`` of named results, each checked to hold a precision-recall curve (a DLAError naming it)."""
+    for name, result in results:
+        if not PR_KEYS <= result.keys():
+            raise DLAError(f"{name}: not a boundary result with a precision-recall curve (write one with dla eval --output)")
+    return draw_pr_curve(results)
+
+
+def _outputs(gr: ModuleType) -> list[Any]:
+    with gr.Row():
+        return [picture_output(gr, "Boundary probability", "boundaries"), picture_output(gr, "Thinned boundaries", "thin")]
+
+
+def _show(prediction: Shown, meta: DatasetMeta) -> list[Any]:
+    pictures = prediction.pictures()
+    return [pictures["boundaries"], pictures["thin"]]
 
 
 def write_boundaries(
@@ -197,6 +227,7 @@ class BoundaryTask(Task):
     }
     keys = ("model.down_ratio", "data.rotation", "optim.loss", "eval.thresholds", "eval.tolerance")
     large_images = "refuse"  # whole images, as the BSDS benchmark scores them: no sliding window
+    baselines = {"gradient": gradient_baseline}
 
     def check(self, cfg: Config) -> list[str]:
         thresholds, tolerance = required(cfg.eval.thresholds, "eval.thresholds"), required(cfg.eval.tolerance, "eval.tolerance")
@@ -212,9 +243,6 @@ class BoundaryTask(Task):
 
     def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
         return dense_model(cfg, 1, weights)  # one logit
-
-    def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
-        return dense_backbone(model)
 
     def criterion(self, cfg: Config, meta: DatasetMeta, class_weights: Tensor | None) -> Criterion:
         terms = dense_loss_terms(cfg, BINARY_LOSSES)
@@ -236,8 +264,7 @@ class BoundaryTask(Task):
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        probabilities: bool = False,
-        top_k: int = 5,
+        options: PredictOptions = PREDICT_DEFAULTS,
     ) -> list[Output]:
         """Each image's ``boundaries`` (the ``H x W`` probability) and ``thin`` (thinned by ``thin_edges``: the
         surviving probabilities, 0 elsewhere), float32; summary: the thinned pixels of probability at least
@@ -255,10 +282,16 @@ class BoundaryTask(Task):
         return {name: grey_image(arrays[name], 8) for name in ("boundaries", "thin")}
 
     def write(
-        self, out: Path, name: Path, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta, probabilities: bool
+        self,
+        out: Path,
+        name: Path,
+        image: Image.Image,
+        arrays: Mapping[str, np.ndarray],
+        meta: DatasetMeta,
+        options: PredictOptions = PREDICT_DEFAULTS,
     ) -> list[Path]:
         """``out/<name>_boundaries.png`` ... (``write_boundaries``)."""
-        return write_boundaries(out / name.parent, name.name, arrays["boundaries"], arrays["thin"], probabilities)
+        return write_boundaries(out / name.parent, name.name, arrays["boundaries"], arrays["thin"], options.probabilities)
 
     def summary(self, scores: Scores) -> str:
         return f"val ODS {scores['ods']:.4f}, OIS {scores['ois']:.4f}, AP {scores['ap']:.4f}"
@@ -268,6 +301,13 @@ class BoundaryTask(Task):
 
     def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"pr_curve": draw_pr_curve([(result.get("model", "model"), result)])}
+
+    def compare(self, results: Sequence[tuple[str, Scores]]) -> Image.Image:
+        return compare_pr_curves(results)
+
+    def view(self) -> View:
+        """No settings to choose; the boundary probability and the thinned boundaries."""
+        return View(lambda gr, settings: {}, _outputs, _show)
 
     def draw_samples(self, samples: Sequence[Sample], meta: DatasetMeta) -> Image.Image:
         """Each image with its boundary pixels painted red and its ignored ones (padding, uncertain) blue."""
@@ -289,11 +329,13 @@ __all__ = [
     "benchmark_maps",
     "boundary_loss",
     "boundary_probability",
+    "compare_pr_curves",
     "draw_pr_curve",
     "pr_figure",
     "evaluate_boundaries",
     "evaluate_gradient_baseline",
     "format_boundary_scores",
+    "gradient_baseline",
     "gradient_magnitude",
     "write_boundaries",
 ]

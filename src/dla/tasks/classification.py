@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -29,7 +30,7 @@ from ..errors import DLAError
 from ..metrics.classification import AccuracyMeter
 from ..metrics.segmentation import ConfusionMatrix, format_percent, segmentation_scores
 from ..models import create_model
-from .base import Criterion, Output, Sample, Scores, Task
+from .base import PREDICT_DEFAULTS, Criterion, Output, PredictOptions, Sample, Scores, Shown, Task, View
 from .visualize import MAX_NAME, draw_confusion_matrix, draw_grid
 
 
@@ -121,6 +122,22 @@ def format_scores(result: dict[str, Any], classes: Sequence[str]) -> str:
     return "\n".join([header, rule, *rows, rule, *totals])
 
 
+def _controls(gr: ModuleType, settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "ten_crop": gr.Checkbox(
+            value=bool(settings["ten_crop"]), label="Ten crops", info="average the corners, centre and mirrors"
+        )
+    }
+
+
+def _outputs(gr: ModuleType) -> list[Any]:
+    return [gr.Label(num_top_classes=5, label="Most probable classes", elem_id="top-k")]
+
+
+def _show(prediction: Shown, meta: DatasetMeta) -> list[Any]:
+    return [{entry["class"]: entry["probability"] for entry in prediction.summary["top_k"]}]
+
+
 @runtime_checkable
 class Classifier(Protocol):
     """A classification network whose head can be told from the rest (timm's ``get_classifier``)."""
@@ -210,15 +227,14 @@ class ClassificationTask(Task):
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        probabilities: bool = False,
-        top_k: int = 5,
+        options: PredictOptions = PREDICT_DEFAULTS,
     ) -> list[Output]:
         """Each image's ``C`` class ``probabilities`` through the run's eval transform (one crop, or ten averaged);
-        summary: its ``top_k`` classes, best first (``ranking``)."""
+        summary: its ``options.top_k`` classes, best first (``ranking``)."""
         transform = self.eval_transform(cfg, meta)
         batch = torch.stack([transform(image) for image in images]).to(device)
         return [
-            Output({"probabilities": probs.cpu().numpy()}, {"top_k": ranking(probs, meta.classes, top_k)})
+            Output({"probabilities": probs.cpu().numpy()}, {"top_k": ranking(probs, meta.classes, options.top_k)})
             for probs in class_probabilities(model, batch)
         ]
 
@@ -240,6 +256,10 @@ class ClassificationTask(Task):
 
     def draw(self, result: Scores, classes: Sequence[str]) -> dict[str, Image.Image]:
         return {"confusion": draw_confusion_matrix(result["confusion"], classes)}
+
+    def view(self) -> View:
+        """Ten crops or one to choose; the five most probable classes."""
+        return View(_controls, _outputs, _show)
 
     def draw_samples(self, samples: Sequence[Sample], meta: DatasetMeta) -> Image.Image:
         """Each image titled with its class name."""

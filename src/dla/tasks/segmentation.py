@@ -9,9 +9,11 @@ With ``window`` each scale is tiled by overlapping windows instead of run whole 
 memory, or models trained on crops); see ``infer``.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,38 +24,48 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import Config, pair, required
+from ..config import Config, pair
 from ..constants import IGNORE_INDEX
-from ..data.base import TaskDataset
+from ..data.base import SegmentationDataset, TaskDataset
 from ..data.meta import DatasetMeta
-from ..data.transforms import eval_transforms, train_transforms
+from ..data.transforms import eval_transforms
 from ..distributed import is_main_process, shard
 from ..errors import DLAError
 from ..inference.stride import evaluated_at
 from ..inference.tiled import sliding_window
-from ..losses import SOFTMAX_LOSSES, LossFunction, LossTerm, combined_loss, cross_entropy, loss_terms
+from ..losses import SOFTMAX_LOSSES, LossTerm, combined_loss, cross_entropy
 from ..metrics.segmentation import ConfusionMatrix, format_table
-from ..models import create_model
-from .base import Criterion, Output, Sample, Scores, Task
+from .base import PREDICT_DEFAULTS, Criterion, Output, PredictOptions, Sample, Scores, Shown, Task, View
 from .curves import plot_curves
-from .visualize import as_rgb_image, class_index_image, colorize, draw_confusion_matrix, draw_grid, overlay, palette_legend
+from .dense import dense_loss_problems, dense_loss_terms, dense_model, dense_train_transform, to_input
+from .visualize import class_index_image, colorize, draw_confusion_matrix, draw_grid, overlay, palette_legend, picture_output
 
 __all__ = [
     "SegmentationTask",
+    "class_areas",
     "colorize",
-    "dense_model",
     "draw_predictions",
     "evaluate_segmentation",
     "evaluated_at",
     "infer",
+    "majority_baseline",
     "overlay",
     "plot_curves",
-    "predict",
     "prediction_pictures",
     "save_prediction",
     "segment",
+    "segment_image",
     "segmentation_loss",
+    "to_input",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``predict``, now ``segment_image`` (``predict`` names ``Task.predict`` alone): one release with a warning."""
+    if name == "predict":
+        warnings.warn("dla.tasks.segmentation.predict is now segment_image", DeprecationWarning, stacklevel=2)
+        return segment_image
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def segmentation_loss(
@@ -191,16 +203,6 @@ def evaluate_segmentation(
     return matrix.compute()
 
 
-def to_input(images: Sequence[Image.Image | np.ndarray], meta: DatasetMeta, device: str | torch.device) -> Tensor:
-    """RGB images of one size (PIL, or ``H x W x 3`` uint8) as a normalised ``N x 3 x H x W`` float tensor on ``device``."""
-    pixels = [np.asarray(as_rgb_image(image), dtype=np.float32) for image in images]
-    if len({array.shape for array in pixels}) > 1:
-        raise DLAError(f"a batch holds images of one size, got {sorted({a.shape[1::-1] for a in pixels})} (width, height)")
-    mean, std = (np.asarray(v, dtype=np.float32) for v in (meta.mean, meta.std))
-    tensor = torch.from_numpy((np.stack(pixels) / 255.0 - mean) / std).permute(0, 3, 1, 2)
-    return tensor.contiguous().to(device)
-
-
 def segment(
     model: nn.Module, images: Sequence[Image.Image | np.ndarray], meta: DatasetMeta, device: str | torch.device, **infer_options
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +221,7 @@ def segment(
     return labels.astype(np.uint8 if meta.num_classes <= 256 else np.int64), probabilities
 
 
-def predict(
+def segment_image(
     model: nn.Module, image: Image.Image | np.ndarray, meta: DatasetMeta, device: str | torch.device = "cpu", **infer_options
 ) -> tuple[np.ndarray, np.ndarray]:
     """``segment`` of one image: its ``H x W`` label and ``C x H x W`` probabilities."""
@@ -285,50 +287,71 @@ def draw_predictions(rows: Sequence[tuple[str, Image.Image, np.ndarray, np.ndarr
     return draw_grid(tiles, columns=3, legend=legend)
 
 
-def dense_model(cfg: Config, num_classes: int, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """A dense-prediction model with ``num_classes`` outputs, ``model.down_ratio`` when set (DLA's), and the
-    keyword arguments that rebuild it; a model that does not take them is named with what it refused."""
-    model, name = cfg.model, required(cfg.model.name, "model.name")
-    kwargs = {"num_classes": num_classes, **({"down_ratio": model.down_ratio} if model.down_ratio else {}), **model.kwargs}
-    try:
-        return create_model(name, pretrained_backbone=weights, **kwargs), kwargs
-    except TypeError as e:  # an argument the model does not have
-        raise DLAError(f"model {name} cannot be built with {kwargs} (model.down_ratio, model.kwargs): {e}") from e
+def majority_baseline(dataset: SegmentationDataset) -> tuple[str, Scores]:
+    """The scores of predicting the most frequent class of ``dataset`` everywhere: what "no learning" earns."""
+    labels = [torch.from_numpy(dataset.read(i)[1]) for i in range(len(dataset))]
+    valid = torch.cat([label.flatten() for label in labels])
+    valid = valid[valid != dataset.meta.ignore_index]
+    majority = int(torch.bincount(valid, minlength=dataset.meta.num_classes).argmax())
+    matrix = ConfusionMatrix(dataset.meta.num_classes, dataset.meta.ignore_index)
+    for label in labels:
+        matrix.update(torch.full_like(label, majority)[None], label[None])
+    return "every pixel the most frequent class", matrix.compute()
 
 
-def dense_backbone(model: nn.Module) -> Iterator[nn.Parameter]:
-    """The backbone of a dense model: ``model.base`` (DLA) or ``model.backbone`` (the peer systems)."""
-    for name in ("base", "backbone"):
-        if isinstance(getattr(model, name, None), nn.Module):
-            return getattr(model, name).parameters()
-    raise DLAError(f"{type(model).__name__} has no backbone (.base or .backbone) for optim.backbone_lr_factor")
+# --- the page of dla app: the scales and the flip to choose; the overlay, the mask and each class's area -----------
+
+SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the scales offered on the page (with the run's own): the papers' sets
+SWATCH_STYLE = "display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.4em; vertical-align: middle"
 
 
-def dense_loss_terms(cfg: Config, losses: Mapping[str, LossFunction]) -> list[LossTerm]:
-    """The terms of ``optim.loss``, checked against the ``losses`` the task offers (a DLAError naming the entry)."""
-    return loss_terms(required(cfg.optim.loss, "optim.loss"), losses)
+def class_areas(prediction: Shown) -> list[list[Any]]:
+    """The table of class areas: one row ``[class, pixels, percent of the image]`` per class, the largest first."""
+    width, height = prediction.size
+    pixels = prediction.summary["class_pixels"]
+    ranked = sorted(pixels.items(), key=lambda item: -item[1])
+    return [[name, count, round(100 * count / (width * height), 2)] for name, count in ranked]
 
 
-def dense_loss_problems(cfg: Config, losses: Mapping[str, LossFunction]) -> list[str]:
-    """What is wrong with ``optim.loss`` for a task offering ``losses``, for ``Task.check``."""
-    try:
-        dense_loss_terms(cfg, losses)
-    except DLAError as e:
-        return [str(e)]
-    return []
+def swatch(colour: Sequence[int] | None) -> str:
+    """A square of ``colour`` (RGB) to put before a class name in a Markdown cell; nothing without a colour."""
+    if colour is None:
+        return ""
+    red, green, blue = colour
+    return f'<span style="{SWATCH_STYLE}; background: rgb({red}, {green}, {blue})"></span>'
 
 
-def dense_train_transform(cfg: Config, meta: DatasetMeta) -> Callable:
-    """The dense tasks' joint augmentation of ``cfg.data``: scale, rotate, crop, flip, colour jitter."""
-    data = cfg.data
-    return train_transforms(
-        meta,
-        pair(data.crop_size, "data.crop_size"),
-        pair(data.scale, "data.scale"),
-        required(data.rotation, "data.rotation"),
-        data.flip,
-        data.color_jitter,
+def _controls(gr: ModuleType, settings: Mapping[str, Any]) -> dict[str, Any]:
+    scales = [float(s) for s in settings["scales"]]
+    return {
+        "scales": gr.CheckboxGroup(
+            sorted({*SCALES, *scales}), value=scales, label="Scales", info="the image is resized to each; predictions summed"
+        ),
+        "flip": gr.Checkbox(value=bool(settings["flip"]), label="Flip", info="also predict the mirrored image"),
+    }
+
+
+def _outputs(gr: ModuleType) -> list[Any]:
+    with gr.Row():
+        pictures = [
+            picture_output(gr, "Overlay", "overlay"),
+            picture_output(gr, "Class-index mask (pixel values are class ids)", "mask"),
+        ]
+    areas = gr.Dataframe(
+        headers=["class", "pixels", "area (%)"],
+        datatype=["markdown", "number", "number"],
+        label="Area per class",
+        elem_id="areas",
+        interactive=False,
     )
+    return [*pictures, areas]
+
+
+def _show(prediction: Shown, meta: DatasetMeta) -> list[Any]:
+    pictures = prediction.pictures()
+    colours = dict(zip(meta.classes, [tuple(int(c) for c in colour) for colour in meta.palette], strict=False))
+    areas = [[swatch(colours.get(name)) + name, *row] for name, *row in class_areas(prediction)]
+    return [pictures["overlay"], pictures["mask"], areas]
 
 
 class SegmentationTask(Task):
@@ -345,6 +368,7 @@ class SegmentationTask(Task):
     }
     keys = ("model.down_ratio", "data.rotation", "optim.loss", "eval.scales", "eval.flip", "eval.window", "eval.output_stride")
     large_images = "tile"  # images above the budget of dla predict run in windows (eval.window)
+    baselines = {"majority": majority_baseline}
 
     def check(self, cfg: Config) -> list[str]:
         problems = []
@@ -364,9 +388,6 @@ class SegmentationTask(Task):
     def build_model(self, cfg: Config, meta: DatasetMeta, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
         return dense_model(cfg, meta.num_classes, weights)
 
-    def backbone_parameters(self, model: nn.Module) -> Iterator[nn.Parameter]:
-        return dense_backbone(model)
-
     def criterion(self, cfg: Config, meta: DatasetMeta, class_weights: Tensor | None) -> Criterion:
         terms = dense_loss_terms(cfg, SOFTMAX_LOSSES)
         return partial(segmentation_loss, ignore_index=meta.ignore_index, class_weights=class_weights, terms=terms)
@@ -385,10 +406,9 @@ class SegmentationTask(Task):
         cfg: Config,
         meta: DatasetMeta,
         device: torch.device,
-        probabilities: bool = False,
-        top_k: int = 5,
+        options: PredictOptions = PREDICT_DEFAULTS,
     ) -> list[Output]:
-        """Each image's ``mask`` (``H x W`` int64 class ids) and, with ``probabilities``, its ``C x H x W``
+        """Each image's ``mask`` (``H x W`` int64 class ids) and, with ``options.probabilities``, its ``C x H x W``
         ``probabilities``, with the run's test-time settings; summary: the pixels of each class."""
         settings = cfg.eval
         window = pair(settings.window, "eval.window") if settings.window else None
@@ -396,7 +416,7 @@ class SegmentationTask(Task):
             labels, probs = segment(model, images, meta, device, scales=settings.scales, flip=settings.flip, window=window)
         return [
             Output(
-                {"mask": label.astype(np.int64), **({"probabilities": probability} if probabilities else {})},
+                {"mask": label.astype(np.int64), **({"probabilities": probability} if options.probabilities else {})},
                 {"class_pixels": class_pixels(label, meta.classes)},
             )
             for label, probability in zip(labels, probs, strict=True)
@@ -406,10 +426,17 @@ class SegmentationTask(Task):
         return prediction_pictures(image, arrays["mask"], meta)
 
     def write(
-        self, out: Path, name: Path, image: Image.Image, arrays: Mapping[str, np.ndarray], meta: DatasetMeta, probabilities: bool
+        self,
+        out: Path,
+        name: Path,
+        image: Image.Image,
+        arrays: Mapping[str, np.ndarray],
+        meta: DatasetMeta,
+        options: PredictOptions = PREDICT_DEFAULTS,
     ) -> list[Path]:
-        """``out/<name>_mask.png``, ``_overlay.png`` and, with ``probabilities``, ``_probs.npy`` (``save_prediction``)."""
-        probs = arrays["probabilities"] if probabilities else None
+        """``out/<name>_mask.png``, ``_overlay.png`` and, with ``options.probabilities``, ``_probs.npy``
+        (``save_prediction``)."""
+        probs = arrays["probabilities"] if options.probabilities else None
         return save_prediction(out / name.parent, name.name, image, arrays["mask"], probs, meta=meta)
 
     def summary(self, scores: Scores) -> str:
@@ -427,3 +454,11 @@ class SegmentationTask(Task):
         palette, ignore = meta.palette, meta.ignore_index
         tiles = [(overlay(image, target, palette, ignore_index=ignore), title) for title, image, target in samples]
         return draw_grid(tiles, legend=palette_legend(meta.classes, meta.palette, [target for _, _, target in samples]))
+
+    def draw_predictions(self, rows: Sequence[tuple[str, Image.Image, Any, Output]], meta: DatasetMeta) -> Image.Image:
+        """Each image, its true classes and the predicted ones (``draw_predictions``)."""
+        return draw_predictions([(title, image, truth, output.arrays["mask"]) for title, image, truth, output in rows], meta)
+
+    def view(self) -> View:
+        """Scales and flip to choose; the overlay, the class-index mask and each class's area (with its colour)."""
+        return View(_controls, _outputs, _show)

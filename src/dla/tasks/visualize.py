@@ -12,7 +12,8 @@ nothing (``dla models``) start without it.
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +32,8 @@ LegendEntry = tuple[str, tuple[int, int, int]]  # a name and its colour
 DPI = 100  # pixels per inch of the rendered figures
 TILE_SIDE = 2.6  # inches: the longer side of one picture in a grid
 MAX_NAME = 24  # class names are cut to this many characters
+PICTURE_HEIGHT = 360  # pixels of a result picture on the page of dla app; scaled to fit, downloaded as it is
+PICTURE_CLASS = "result-picture"  # the CSS class of those pictures (dla.app's CSS keeps their pixels sharp)
 
 
 def new_figure(width: float, height: float) -> "Figure":
@@ -216,3 +219,17 @@ def compact_count(count: float) -> str:
         if count >= unit:
             return f"{count / unit:.3g}{suffix}" if count < 10 * unit else f"{count / unit:.0f}{suffix}"
     return f"{count:g}"
+
+
+def picture_output(gr: ModuleType, label: str, elem_id: str | None = None) -> Any:
+    """A result picture of the ``dla app`` page (``gr``: Gradio's module), downloaded as the PNG it is (a palette mask
+    stays one); no share button (it posts to the Hub)."""
+    return gr.Image(
+        label=label,
+        format="png",
+        elem_id=elem_id,
+        elem_classes=[PICTURE_CLASS],
+        height=PICTURE_HEIGHT,
+        interactive=False,
+        buttons=["download", "fullscreen"],
+    )
