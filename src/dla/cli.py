@@ -13,7 +13,8 @@ from .commands.baselines import draw_pr_curves, evaluate_baseline
 from .commands.browse import DEFAULT_SAMPLES, browse
 from .commands.demo import run_demo
 from .commands.evaluate import evaluate_checkpoint
-from .commands.export import DEFAULT_SIZE, FORMATS, export_model
+from .commands.export import FORMATS, export_model
+from .commands.loading import DEFAULT_SIZE
 from .commands.predict import DEFAULT_MAX_PIXELS, predict_files
 from .data.cityscapes import prepare_cityscapes
 from .distributed import launched_as_main

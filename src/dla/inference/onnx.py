@@ -73,7 +73,7 @@ def export_onnx(
     is written, so no conversion pass runs.
 
     ``metadata`` goes into the file's ``metadata_props`` (``dla.model_name``, ``dla.config``, ...; see
-    ``dla.commands.export``); ``dla.input`` and, for a model with one, ``dla.output_stride`` are added. The file
+    ``dla.commands.loading``); ``dla.input`` and, for a model with one, ``dla.output_stride`` are added. The file
     is written to a temporary name in the same folder and renamed, so ``path`` is never half-written.
     Returns ``path``.
     """
