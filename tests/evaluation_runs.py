@@ -32,6 +32,7 @@ def evaluations(boundary_root: Path) -> dict[str, Any]:
     }
     if dist.is_initialized():
         results["sync_bn_error"] = sync_batchnorm_error()
+        results["sync_bn_bf16"] = sync_batchnorm_bf16()
     return results
 
 
@@ -59,3 +60,26 @@ def sync_batchnorm_error() -> float:
         (synced.running_var - reference.running_var).abs().max(),
     ]
     return max(float(e) for e in errors)
+
+
+def sync_batchnorm_bf16() -> dict:
+    """``CpuSyncBatchNorm`` under bf16 autocast on this process's share of a bf16 batch (mean 3, far from zero), against
+    ``BatchNorm2d`` in float32 on the whole batch: the largest output difference, that of the running statistics,
+    and the dtypes of the output and the running statistics (which must stay float32)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x = (3 + torch.randn(2 * world, 4, 5, 6, generator=torch.Generator().manual_seed(1))).bfloat16()
+    reference = nn.BatchNorm2d(4)
+    expected = reference(x.float())
+    synced = convert_sync_batchnorm(nn.BatchNorm2d(4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = synced(x[2 * rank : 2 * rank + 2])
+    output.float().sum().backward()  # the backward pass runs under bf16 too
+    statistics = max(
+        float((synced.running_mean - reference.running_mean).abs().max()),
+        float((synced.running_var - reference.running_var).abs().max()),
+    )
+    return {
+        "output_error": float((output.float() - expected[2 * rank : 2 * rank + 2]).abs().max()),
+        "statistics_error": statistics,
+        "dtypes": [str(output.dtype), str(synced.running_mean.dtype), str(synced.running_var.dtype)],
+    }

@@ -110,6 +110,25 @@ def test_camvid_layout_pairs_and_maps_void(camvid_root):
     np.testing.assert_array_equal(label, expected)
 
 
+def test_real_camvid_sequence_held_out_splits(camvid):
+    """``train_heldout`` and ``heldout`` cut train by drive: 0006R0's 101 frames apart, no frame in both, none of val."""
+    rest, heldout = CamVid(camvid, "train_heldout"), CamVid(camvid, "heldout")
+    assert (len(rest), len(heldout)) == (266, 101)
+    assert all(image.name.startswith("0006R0") for image, _ in heldout.files)
+    assert not any(image.name.startswith("0006R0") for image, _ in rest.files)
+    names = {image.name for image, _ in CamVid(camvid, "train").files}
+    assert {image.name for image, _ in rest.files} | {image.name for image, _ in heldout.files} == names
+
+
+def test_camvid_sequence_splits_read_the_train_folder_by_drive(tmp_path):
+    root = make_camvid(tmp_path / "camvid", names=("0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1"))
+    assert [image.name for image, _ in CamVid(root, "heldout").files] == ["0006R0_1.png", "0006R0_2.png"]
+    assert [image.name for image, _ in CamVid(root, "train_heldout").files] == ["0001TP_1.png", "0016E5_1.png"]
+    make_camvid(tmp_path / "other", names=("0001TP_1",))
+    with pytest.raises(DLAError, match="heldout"):  # no frame of the drive: an empty split, named
+        CamVid(tmp_path / "other", "heldout")
+
+
 def test_camvid_unknown_split(camvid_root):
     with pytest.raises(DLAError, match="trainval"):
         CamVid(camvid_root, "trainval")

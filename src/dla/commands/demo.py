@@ -46,6 +46,8 @@ def run_demo(out_dir: str = "runs/demo", overrides: Sequence[str] = ()) -> dict[
         rows.append((f"val {i}", image, truth, output))
     task.draw_predictions(rows, meta).save(run.plots / "predictions.png")
 
+    if data.dataset == "synthetic":  # the packaged demo's data, unless --set chose other
+        print("synthetic: generated shapes, a check that training learns, not a benchmark; real data: docs/results.md")
     print(task.table(scores, meta.classes))
     for description, baseline in (method(val_set) for method in task.baselines.values()):
         print(f"baseline, {description}: {task.summary(baseline)}")

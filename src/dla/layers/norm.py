@@ -31,12 +31,18 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are those of every process's batch together, for CPU tensors (Gloo).
 
     ``torch.nn.SyncBatchNorm`` runs on CUDA only (its kernels are CUDA's, and DistributedDataParallel refuses it
-    in a CPU model). In training, under a process group of two or more, this computes the same statistics from
-    PyTorch's differentiable functional collective (``torch.distributed._functional_collectives.all_reduce``,
+    in a CPU model). In training, under a process group of two or more, this computes the same statistics with one
+    call of PyTorch's differentiable functional collective (``torch.distributed._functional_collectives.all_reduce``,
     which PyTorch's deprecation of ``torch.distributed.nn.functional.all_reduce`` points to): the per-channel sums
-    and pixel counts of every process, then the sums of squared deviations from the global mean (two passes,
-    as accurate as BatchNorm's own). The gradients flow through the statistics as in PyTorch's version, and
-    the running statistics take the unbiased variance. Otherwise (evaluation, one process) it is BatchNorm.
+    and sums of squares of every process, and their pixel counts. The sums are taken of the input less the running
+    mean (the same in every process: DistributedDataParallel broadcasts the buffers), so that the variance,
+    ``E[(x - m)^2] - E[x - m]^2``, loses no precision to a mean far from zero. The gradients flow through the
+    statistics as in PyTorch's version, and the running statistics take the unbiased variance. Otherwise
+    (evaluation, one process) it is BatchNorm.
+
+    Mixed precision: the statistics and the normalisation are computed in float32 (float64 for a float64 input),
+    whatever autocast gives the layer, and the running statistics are updated in their own dtype; the output has
+    the input's dtype, as BatchNorm's has under autocast.
 
     Parameters, buffers and state-dict keys are BatchNorm's. Shapes: ``(N, C, ...) -> (N, C, ...)``.
     """
@@ -52,18 +58,24 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or not _synchronised(self.process_group):
             return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._normalise(x.to(torch.promote_types(x.dtype, torch.float32))).to(x.dtype)
+
+    def _normalise(self, x: Tensor) -> Tensor:
         group: dist.ProcessGroup = self.process_group or dist.group.WORLD  # type: ignore[assignment]
-        dims = [0, *range(2, x.dim())]
+        channels, dims = x.shape[1], [0, *range(2, x.dim())]
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        count = x.new_full((1,), x.numel() / x.shape[1])
-        sums = collective.all_reduce(torch.cat([x.sum(dims), count]), "sum", group)
+        shift = x.new_zeros(channels) if self.running_mean is None else self.running_mean.detach().to(x.dtype)
+        shifted = x - shift.view(shape)
+        count = x.new_full((1,), x.numel() / channels)
+        sums = collective.all_reduce(torch.cat([shifted.sum(dims), shifted.square().sum(dims), count]), "sum", group)
         total = sums[-1]
         if total.item() <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got {int(total.item())} over all processes")
-        mean = sums[:-1] / total
-        centred = x - mean.view(shape)
-        variance = collective.all_reduce(centred.square().sum(dims), "sum", group) / total
-        y = centred * torch.rsqrt(variance + self.eps).view(shape)
+        shifted_mean = sums[:channels] / total
+        variance = (sums[channels:-1] / total - shifted_mean.square()).clamp_min(0)
+        mean = shifted_mean + shift
+        y = (x - mean.view(shape)) * torch.rsqrt(variance + self.eps).view(shape)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         if self.track_running_stats:
@@ -75,8 +87,8 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         assert self.running_mean is not None and self.running_var is not None and self.num_batches_tracked is not None
         self.num_batches_tracked.add_(1)
         factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked.item())
-        self.running_mean.lerp_(mean, factor)
-        self.running_var.lerp_(unbiased_variance, factor)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+        self.running_var.lerp_(unbiased_variance.to(self.running_var.dtype), factor)
 
 
 def convert_sync_batchnorm(module: nn.Module, process_group: dist.ProcessGroup | None = None) -> nn.Module:
