@@ -62,8 +62,6 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             return self._normalise(x.to(torch.promote_types(x.dtype, torch.float32))).to(x.dtype)
 
     def _normalise(self, x: Tensor) -> Tensor:
-        if x.numel() == 0:
-            raise ValueError("Expected more than 1 value per channel when training, got an empty batch")
         group: dist.ProcessGroup = self.process_group or dist.group.WORLD  # type: ignore[assignment]
         channels, dims = x.shape[1], [0, *range(2, x.dim())]
         shape = (1, -1) + (1,) * (x.dim() - 2)
@@ -71,7 +69,9 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         shifted = x - shift.view(shape)
         count = x.new_full((1,), x.numel() / channels)
         sums = collective.all_reduce(torch.cat([shifted.sum(dims), shifted.square().sum(dims), count]), "sum", group)
-        total = sums[-1]  # at least 2: every process has one value per channel or more (no .item(): no wait here)
+        total = sums[-1]
+        if total.item() <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got {int(total.item())} over all processes")
         shifted_mean = sums[:channels] / total
         variance = (sums[channels:-1] / total - shifted_mean.square()).clamp_min(0)
         mean = shifted_mean + shift
