@@ -214,8 +214,7 @@ class Predictor:
         start = time.perf_counter()
         try:
             with torch.no_grad():
-                options = PredictOptions(probabilities=probabilities, top_k=self.top_k)
-                outputs = self._task.predict(self.model, images, cfg, self.meta, self.device, options)
+                outputs = self._task.predict(self.model, images, cfg, self.meta, self.device, self._options(probabilities))
         except Exception as error:
             if not out_of_memory(error):
                 raise
@@ -231,13 +230,16 @@ class Predictor:
     def write(self, out: Path, name: Path, prediction: Prediction, probabilities: bool = False) -> list[Path]:
         """Write ``prediction`` as ``dla predict``'s files of one image, named after ``name`` under ``out``
         (``Task.write``); the written paths."""
-        options = PredictOptions(probabilities=probabilities, top_k=self.top_k)
-        return self._task.write(out, name, prediction.image, prediction.arrays, self.meta, options)
+        return self._task.write(out, name, prediction.image, prediction.arrays, self.meta, self._options(probabilities))
 
     def write_run(self, out: Path, summaries: dict[str, dict[str, Any]]) -> list[Path]:
         """Write the task's files for all images (classification: ``predictions.json``) from their summaries, keyed by
         path (``Task.write_run``); the written paths."""
         return self._task.write_run(out, summaries)
+
+    def _options(self, probabilities: bool) -> PredictOptions:
+        """What the task's ``predict`` and ``write`` are asked beyond the run's settings."""
+        return PredictOptions(probabilities=probabilities, top_k=self.top_k)
 
     def _memory_error(self, batch: Sequence[Job], error: BaseException) -> DLAError:
         """What to say when memory ran out predicting ``batch``: its (first) image, the allocator's first line, and what
